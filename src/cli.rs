@@ -1,0 +1,286 @@
+//! The `ccs` command line: one subcommand per process role, plus admin
+//! commands. Configuration is read once here ([`crate::settings`]) and
+//! handed down; nothing below reads the environment.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
+use crate::executions::SubmitLimits;
+use crate::http::{AppState, router};
+use crate::runner::Runner;
+use crate::runner::process::ProcessRunner;
+use crate::settings::{ApiArgs, DatabaseArgs, RunnerKind, WorkerArgs};
+use crate::store::{Permission, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "ccs", version, about = "Claude Code Service: run Claude Code from webhooks, as jobs")]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// API and a worker pool in one process (SQLite by default).
+    Up {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// The API only: webhooks, JSON API, health, metrics.
+    Serve {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A worker only: claims jobs and runs agents.
+    Worker {
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Apply the database migrations, then exit.
+    Migrate,
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it (alone on stdout; it is not shown again).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// execute, read or admin; repeat for several.
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        /// Lifetime, e.g. 30d or 12h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Register a project directory (reads DIR/.claude/*.yaml); prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        path: std::path::PathBuf,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+/// Entry point of the `ccs` binary.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    execute(cli)
+}
+
+/// Entry point of the `ccs-worker` binary: `ccs worker` under another name.
+pub fn run_worker_binary() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    args.insert(1, "worker".into());
+    let cli = Cli::parse_from(args);
+    execute(cli)
+}
+
+fn execute(cli: Cli) -> ExitCode {
+    crate::telemetry::init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.db.url();
+    if url.starts_with("sqlite://") {
+        std::fs::create_dir_all(&cli.db.data_dir)
+            .with_context(|| format!("cannot create {}", cli.db.data_dir.display()))?;
+    }
+    let db = Database::connect(&url, cli.db.db_max_connections).await?;
+    let store = Store::new(db.store.clone(), db.backend);
+    match cli.command {
+        Command::Migrate => {
+            db.migrate().await?;
+            println!("migrations applied ({})", db.backend);
+        }
+        Command::Up { api, worker } => {
+            db.migrate().await?;
+            ensure_admin_key(&store).await?;
+            let stop = shutdown_signal();
+            let runner = build_runner(&worker, &cli.db)?;
+            let worker_task = {
+                let db = db.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { crate::worker::run(&db, &worker, runner, stop).await })
+            };
+            serve_api(&store, &api, stop.clone()).await?;
+            worker_task.await.context("worker task")??;
+        }
+        Command::Serve { api } => {
+            let stop = shutdown_signal();
+            serve_api(&store, &api, stop).await?;
+        }
+        Command::Worker { worker } => {
+            let stop = shutdown_signal();
+            let runner = build_runner(&worker, &cli.db)?;
+            let health = serve_worker_health(&store, worker.worker_listen, stop.clone()).await?;
+            crate::worker::run(&db, &worker, runner, stop).await?;
+            health.abort();
+        }
+        Command::ApiKey(ApiKeyCommand::Create {
+            name,
+            permissions,
+            expires_in,
+        }) => {
+            let permissions =
+                crate::auth::parse_permissions(&permissions).map_err(anyhow::Error::msg)?;
+            let expires_at = expires_in.map(|d| crate::store::now_ms() + d.as_millis() as i64);
+            let issued = crate::auth::issue_key(&store, &name, &permissions, expires_at).await?;
+            println!("{}", issued.key);
+        }
+        Command::Project(ProjectCommand::Add {
+            name,
+            path,
+            description,
+        }) => {
+            let project = crate::projects::register(
+                &store,
+                crate::projects::NewProjectRequest {
+                    name,
+                    path,
+                    description,
+                    container: None,
+                    workflow: None,
+                },
+            )
+            .await?;
+            println!("{}", project.id);
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// On a database with no API key, creates an admin key and prints it once.
+async fn ensure_admin_key(store: &Store) -> anyhow::Result<()> {
+    if store.count_api_keys().await? == 0 {
+        let issued = crate::auth::issue_key(store, "admin", &[Permission::Admin], None).await?;
+        println!("admin api key: {}", issued.key);
+    }
+    Ok(())
+}
+
+fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Runner>> {
+    match args.runner {
+        RunnerKind::Process => {
+            let work_dir = args
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| db.data_dir.join("runs"));
+            std::fs::create_dir_all(&work_dir)
+                .with_context(|| format!("cannot create {}", work_dir.display()))?;
+            let command = args.agent_command();
+            if command.is_empty() {
+                anyhow::bail!("--agent-command must not be empty");
+            }
+            Ok(Arc::new(ProcessRunner {
+                command,
+                work_dir,
+                pass_env: args.pass_env.clone(),
+            }))
+        }
+        RunnerKind::Docker => anyhow::bail!(
+            "the docker runner is not available in this build yet; use --runner process"
+        ),
+    }
+}
+
+async fn serve_api(store: &Store, api: &ApiArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState {
+        store: store.clone(),
+        limits: SubmitLimits {
+            max_prompt_bytes: api.max_prompt_bytes,
+        },
+    };
+    let app = router(state, api.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", api.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "API listening");
+    println!("listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// The worker's own `/healthz`, `/readyz` and `/metrics`.
+async fn serve_worker_health(
+    store: &Store,
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let state = AppState {
+        store: store.clone(),
+        limits: SubmitLimits {
+            max_prompt_bytes: 0,
+        },
+    };
+    let app = crate::http::health_router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    }))
+}
+
+/// A token cancelled on SIGTERM or SIGINT.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}

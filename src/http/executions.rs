@@ -1,0 +1,221 @@
+//! `/api/v1/executions`: submit, list, get, logs, cancel.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::extract::{ApiJson, Caller};
+use super::{ApiError, State};
+use crate::executions::{ProjectRef, Submission};
+use crate::store::{Execution, Permission};
+
+/// The body of `POST /api/v1/executions` and `POST /webhook/execute`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteBody {
+    pub project_id: Option<i64>,
+    pub project: Option<String>,
+    pub prompt: Option<String>,
+    /// Where the request came from (`api`, `custom`, …); the endpoint's
+    /// default when absent.
+    pub source: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Start the project's workflow instead of a single prompt.
+    #[serde(default)]
+    pub workflow: bool,
+    pub context: Option<Value>,
+}
+
+impl ExecuteBody {
+    /// The submission this body asks for, or a 422 naming what is wrong.
+    pub fn into_submission(
+        self,
+        api_key_id: i64,
+        default_source: &str,
+    ) -> Result<Submission, ApiError> {
+        if self.workflow {
+            return Err(ApiError::Unprocessable(
+                "workflow runs are not enabled on this server yet".into(),
+            ));
+        }
+        if self.context.is_some() {
+            return Err(ApiError::Unprocessable(
+                "`context` is for workflow runs (`\"workflow\": true`)".into(),
+            ));
+        }
+        let project = match (self.project_id, self.project) {
+            (Some(id), None) => ProjectRef::Id(id),
+            (None, Some(name)) => ProjectRef::Name(name),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::Unprocessable(
+                    "give either projectId or project, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::Unprocessable(
+                    "missing field `projectId` (or `project`, a project name)".into(),
+                ));
+            }
+        };
+        let prompt = self
+            .prompt
+            .ok_or_else(|| ApiError::Unprocessable("missing field `prompt`".into()))?;
+        Ok(Submission {
+            project,
+            prompt,
+            source: self.source.unwrap_or_else(|| default_source.to_owned()),
+            idempotency_key: self.idempotency_key,
+            api_key_id: Some(api_key_id),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub execution_id: String,
+    pub status_url: String,
+    pub status: &'static str,
+}
+
+/// Validates, enqueues, answers 202 (also for a repeated idempotency key).
+pub async fn submit(
+    state: &super::AppState,
+    caller: &Caller,
+    body: ExecuteBody,
+    default_source: &str,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let key = caller.require(Permission::Execute)?;
+    let submission = body.into_submission(key.id, default_source)?;
+    let created = crate::executions::submit(&state.store, submission, state.limits).await?;
+    let id = created.value.id;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            status_url: format!("/api/v1/executions/{id}"),
+            execution_id: id,
+            status: created.value.status.as_str(),
+        }),
+    ))
+}
+
+pub async fn create(
+    axum::extract::State(state): State,
+    caller: Caller,
+    ApiJson(body): ApiJson<ExecuteBody>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    submit(&state, &caller, body, "api").await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let executions = state.store.executions(limit).await?;
+    let list: Vec<Value> = executions.iter().map(to_json).collect();
+    Ok(Json(json!({ "executions": list })))
+}
+
+pub async fn get(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let execution = find(&state, &id).await?;
+    Ok(Json(to_json(&execution)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub async fn logs(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    find(&state, &id).await?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let logs = state.store.logs(&id, q.after.unwrap_or(0), limit).await?;
+    let logs: Vec<Value> = logs
+        .iter()
+        .map(|l| json!({ "seq": l.seq, "at": rfc3339(l.at), "kind": l.kind, "text": l.text }))
+        .collect();
+    Ok(Json(json!({ "logs": logs })))
+}
+
+pub async fn cancel(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Permission::Execute)?;
+    find(&state, &id).await?;
+    let execution = state
+        .store
+        .cancel_execution(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
+    state
+        .store
+        .audit(&caller.0.name, "execution.cancel", &id, "")
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(to_json(&execution))))
+}
+
+async fn find(state: &super::AppState, id: &str) -> Result<Execution, ApiError> {
+    state
+        .store
+        .execution(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))
+}
+
+/// RFC 3339 UTC from epoch milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The API's view of an execution (CONTRACT.md).
+pub fn to_json(e: &Execution) -> Value {
+    json!({
+        "id": e.id,
+        "projectId": e.project_id,
+        "workflowId": e.workflow_id,
+        "status": e.status.as_str(),
+        "prompt": e.prompt,
+        "source": e.source,
+        "idempotencyKey": e.idempotency_key,
+        "result": e.result,
+        "costUsd": e.cost_usd,
+        "costEstimated": e.cost_estimated,
+        "numTurns": e.num_turns,
+        "sessionId": e.session_id,
+        "exitCode": e.exit_code,
+        "durationMs": e.duration_ms,
+        "error": e.error,
+        "attempts": e.attempts,
+        "cancelRequested": e.cancel_requested,
+        "createdAt": rfc3339(e.created_at),
+        "startedAt": e.started_at.map(rfc3339),
+        "finishedAt": e.finished_at.map(rfc3339),
+    })
+}

@@ -1,0 +1,74 @@
+//! The API process: webhooks, the JSON API, health and metrics.
+//!
+//! Handlers are thin: extract and authenticate, call one core function,
+//! map the result. Every route is listed in [`router`]. Nothing here runs
+//! an agent or keeps state between requests; a `202` means the job is
+//! committed to the database.
+
+mod api_keys;
+mod error;
+mod executions;
+mod extract;
+mod health;
+mod projects;
+mod queues;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::executions::SubmitLimits;
+use crate::store::Store;
+
+/// The API's state, shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service's tables (and the queue, through them).
+    pub store: Store,
+    /// Limits on what a submission may contain.
+    pub limits: SubmitLimits,
+}
+
+/// Every route of the API.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let webhooks = Router::new()
+        .route("/webhook/execute", post(webhooks::execute))
+        .layer(axum::middleware::from_fn(webhooks::count_requests));
+    let api = Router::new()
+        .route("/api/v1/projects", post(projects::create).get(projects::list))
+        .route("/api/v1/projects/{id}", get(projects::get))
+        .route(
+            "/api/v1/executions",
+            post(executions::create).get(executions::list),
+        )
+        .route("/api/v1/executions/{id}", get(executions::get))
+        .route("/api/v1/executions/{id}/logs", get(executions::logs))
+        .route("/api/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/v1/api-keys", post(api_keys::create))
+        .route("/api/v1/queues", get(queues::counts));
+    Router::new()
+        .merge(webhooks)
+        .merge(api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(Arc::new(state))
+}
+
+/// Health and metrics only: what a worker process serves.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(Arc::new(state))
+}
+
+type State = axum::extract::State<Arc<AppState>>;

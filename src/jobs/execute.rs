@@ -1,0 +1,432 @@
+//! Job `ccs::executions`: run one execution's agent and record the outcome.
+//!
+//! Produced by the API ([`crate::store::Store::create_execution`]), consumed
+//! by worker processes. Steps:
+//!
+//! 1. **Claim** the execution (`queued`/`running` → `running`, attempt + 1).
+//!    A terminal execution is left alone: that is what makes the handler
+//!    idempotent when apalis delivers the job again.
+//! 2. **Run** the agent through the configured [`Runner`], writing one log
+//!    row per output line as it arrives, keeping a running cost estimate.
+//! 3. **Stop** it early on timeout (`timed_out`), on a cancel request
+//!    (`cancelled`, polled every [`CANCEL_POLL`]), or when the worker's
+//!    shutdown grace runs out (the job fails and is retried elsewhere).
+//! 4. **Record** the outcome: status, result, `total_cost_usd` (or the
+//!    estimate, marked as such), turns, session, exit code, duration.
+//!
+//! Crash: if the worker dies mid-run, the agent dies with it (process group
+//! + parent-death signal), the reaper hands the job back, and step 1 of the
+//! next attempt takes over the `running` execution.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::project_config;
+use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
+use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream};
+use crate::store::{Execution, ExecutionStatus, LogLine, Outcome, Project, StoreError, now_ms};
+use crate::worker::WorkerEnv;
+
+/// How often a running execution checks whether it was cancelled.
+pub const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Why a job did not complete; every variant makes apalis retry the job.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("worker shutting down; execution handed back")]
+    ShuttingDown,
+}
+
+/// Why the handler stopped the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    Cancelled,
+    Shutdown,
+}
+
+pub async fn handle(execution_id: &str, env: Arc<WorkerEnv>) -> Result<(), JobError> {
+    let Some(execution) = env
+        .store
+        .start_execution(execution_id, &env.worker_id)
+        .await?
+    else {
+        tracing::info!(execution.id = %execution_id, "execution already finished; nothing to do");
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let outcome = run(&execution, &env).await?;
+    let status = outcome.status;
+    let cost = outcome.cost_usd.unwrap_or_default();
+    if env.store.finish_execution(&execution.id, &outcome).await? {
+        metrics::counter!("ccs_executions_finished_total", "status" => status.as_str())
+            .increment(1);
+        crate::telemetry::record_cost(cost);
+        metrics::histogram!("ccs_job_duration_seconds", "queue" => crate::queue::EXECUTIONS)
+            .record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            execution.id = %execution.id,
+            status = status.as_str(),
+            cost_usd = cost,
+            attempt = execution.attempts,
+            "execution finished"
+        );
+    }
+    Ok(())
+}
+
+/// Runs the agent for a claimed execution and decides its outcome.
+async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError> {
+    let mut log = Logger::new(env, execution).await?;
+    log.note(&format!(
+        "attempt {} started on worker {} ({} runner)",
+        execution.attempts,
+        env.worker_id,
+        env.runner.name()
+    ))
+    .await?;
+    if execution.cancel_requested {
+        return Ok(Outcome::ended(ExecutionStatus::Cancelled, "cancelled"));
+    }
+    let project = match env.store.project(execution.project_id).await? {
+        Some(p) => p,
+        None => {
+            return Ok(Outcome::ended(
+                ExecutionStatus::Failed,
+                "the execution's project no longer exists",
+            ));
+        }
+    };
+    let (spec, timeout) = match prepare(execution, &project, env) {
+        Ok(v) => v,
+        Err(message) => return Ok(Outcome::ended(ExecutionStatus::Failed, &message)),
+    };
+
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(256);
+    let stop = CancellationToken::new();
+    let runner = env.runner.clone();
+    let run_stop = stop.clone();
+    let mut agent = tokio::spawn(async move { runner.run(spec, tx, run_stop).await });
+
+    let mut estimator = CostEstimator::new(env.prices.clone());
+    let mut result: Option<ResultMsg> = None;
+    let mut reason: Option<StopReason> = None;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
+    let mut lines_open = true;
+    let exit: Result<RunExit, String> = loop {
+        tokio::select! {
+            line = rx.recv(), if lines_open => match line {
+                Some(line) => {
+                    let event = match line.stream {
+                        Stream::Stdout => parse_line(&line.text),
+                        Stream::Stderr => Event::Unparsed(line.text.clone()),
+                    };
+                    estimator.observe(&event);
+                    if let Event::Result(r) = &event {
+                        result = Some(r.clone());
+                    }
+                    let kind = match line.stream {
+                        Stream::Stdout => event.kind(),
+                        Stream::Stderr => "stderr",
+                    };
+                    log.line(kind, &line.text).await?;
+                }
+                None => lines_open = false,
+            },
+            joined = &mut agent => {
+                // Drain what is still buffered before deciding.
+                while let Ok(line) = rx.try_recv() {
+                    let event = parse_line(&line.text);
+                    estimator.observe(&event);
+                    if let Event::Result(r) = &event {
+                        result = Some(r.clone());
+                    }
+                    log.line(if line.stream == Stream::Stdout { event.kind() } else { "stderr" }, &line.text).await?;
+                }
+                break match joined {
+                    Ok(Ok(exit)) => Ok(exit),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("runner task failed: {e}")),
+                };
+            },
+            _ = &mut deadline, if reason.is_none() => {
+                reason = Some(StopReason::Timeout);
+                stop.cancel();
+            },
+            _ = cancel_poll.tick(), if reason.is_none() => {
+                if env.store.cancel_requested(&execution.id).await.unwrap_or(false) {
+                    reason = Some(StopReason::Cancelled);
+                    stop.cancel();
+                }
+            },
+            _ = env.shutdown.cancelled(), if reason.is_none() => {
+                reason = Some(StopReason::Shutdown);
+                stop.cancel();
+            },
+        }
+    };
+
+    if reason == Some(StopReason::Shutdown) {
+        log.note("worker shut down before the run ended; the job will be retried")
+            .await?;
+        return Err(JobError::ShuttingDown);
+    }
+    let outcome = decide(reason, exit, result, &estimator, timeout);
+    log.note(&format!("run ended: {}", outcome.status.as_str()))
+        .await?;
+    Ok(outcome)
+}
+
+/// Builds the run from the project's configuration. Errors are for people.
+fn prepare(
+    execution: &Execution,
+    project: &Project,
+    env: &WorkerEnv,
+) -> Result<(RunSpec, Duration), String> {
+    let container = match &project.container_yaml {
+        Some(text) => Some(
+            project_config::parse_container(".claude/container.yaml", text)
+                .map_err(|e| format!("invalid project configuration: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut agent = AgentOptions::default();
+    let mut timeout = env.default_timeout;
+    if let Some(c) = &container {
+        agent.allowed_tools = c.tools.allowed.clone().unwrap_or_default();
+        agent.disallowed_tools = c.tools.disallowed.clone();
+        agent.model = c.agent.model.clone();
+        agent.max_turns = c.agent.max_turns;
+        agent.permission_mode = c.agent.permission_mode.map(|m| m.as_cli_arg().to_owned());
+        timeout = c.resources.timeout.as_duration();
+    }
+    agent.session_id = Some(uuid::Uuid::new_v4().to_string());
+    let spec = RunSpec {
+        execution_id: execution.id.clone(),
+        attempt: execution.attempts,
+        prompt: execution.prompt.clone(),
+        project_dir: project.path.clone().into(),
+        agent,
+        env: Vec::new(),
+    };
+    Ok((spec, timeout))
+}
+
+/// The outcome of a run, from why it stopped, how it exited and what it said.
+fn decide(
+    reason: Option<StopReason>,
+    exit: Result<RunExit, String>,
+    result: Option<ResultMsg>,
+    estimator: &CostEstimator,
+    timeout: Duration,
+) -> Outcome {
+    let (cost_usd, cost_estimated) = match result.as_ref().and_then(|r| r.total_cost_usd) {
+        Some(reported) => (reported, false),
+        None => (estimator.estimate_usd(), true),
+    };
+    let mut outcome = Outcome {
+        status: ExecutionStatus::Failed,
+        result: None,
+        error: None,
+        cost_usd: Some(cost_usd),
+        cost_estimated,
+        num_turns: result.as_ref().and_then(|r| r.num_turns).map(i64::from),
+        session_id: result.as_ref().and_then(|r| r.session_id.clone()),
+        exit_code: None,
+        duration_ms: None,
+    };
+    let exit = match exit {
+        Ok(exit) => exit,
+        Err(message) => {
+            outcome.error = Some(message);
+            return outcome;
+        }
+    };
+    outcome.exit_code = exit.exit_code.map(i64::from);
+    outcome.duration_ms = Some(exit.duration.as_millis() as i64);
+    match reason {
+        Some(StopReason::Timeout) => {
+            outcome.status = ExecutionStatus::TimedOut;
+            outcome.error = Some(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            ));
+            return outcome;
+        }
+        Some(StopReason::Cancelled) => {
+            outcome.status = ExecutionStatus::Cancelled;
+            outcome.error = Some("cancelled while running".into());
+            return outcome;
+        }
+        Some(StopReason::Shutdown) | None => {}
+    }
+    if exit.oom_killed {
+        outcome.error = Some("the agent ran out of memory".into());
+        return outcome;
+    }
+    match result {
+        Some(r) if r.is_success() => {
+            outcome.status = ExecutionStatus::Succeeded;
+            outcome.result = r.result.clone();
+        }
+        Some(r) => {
+            outcome.result = r.result.clone();
+            outcome.error = Some(
+                r.error_text()
+                    .unwrap_or_else(|| format!("the agent reported {}", r.subtype)),
+            );
+        }
+        None => {
+            let how = match (exit.exit_code, exit.signal) {
+                (Some(code), _) => format!("exited with code {code}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                (None, None) => "ended".to_owned(),
+            };
+            outcome.error = Some(format!("the agent {how} without a result line"));
+        }
+    }
+    outcome
+}
+
+impl Outcome {
+    /// An outcome of a run that never started the agent.
+    fn ended(status: ExecutionStatus, error: &str) -> Self {
+        Self {
+            status,
+            result: None,
+            error: Some(error.to_owned()),
+            cost_usd: Some(0.0),
+            cost_estimated: false,
+            num_turns: None,
+            session_id: None,
+            exit_code: None,
+            duration_ms: None,
+        }
+    }
+}
+
+/// Appends an execution's log rows with consecutive sequence numbers.
+struct Logger<'a> {
+    env: &'a WorkerEnv,
+    execution_id: &'a str,
+    attempt: i64,
+    seq: i64,
+}
+
+impl<'a> Logger<'a> {
+    async fn new(env: &'a WorkerEnv, execution: &'a Execution) -> Result<Self, StoreError> {
+        Ok(Self {
+            env,
+            execution_id: &execution.id,
+            attempt: execution.attempts,
+            seq: env.store.next_log_seq(&execution.id).await?,
+        })
+    }
+
+    async fn line(&mut self, kind: &str, text: &str) -> Result<(), StoreError> {
+        let line = LogLine {
+            seq: self.seq,
+            at: now_ms(),
+            kind: kind.to_owned(),
+            text: text.to_owned(),
+        };
+        self.env
+            .store
+            .append_log(self.execution_id, self.attempt, &line)
+            .await?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    async fn note(&mut self, text: &str) -> Result<(), StoreError> {
+        self.line("ccs", text).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::stream_json::PriceTable;
+
+    fn exit(code: Option<i32>) -> Result<RunExit, String> {
+        Ok(RunExit {
+            exit_code: code,
+            signal: None,
+            stopped: false,
+            oom_killed: false,
+            duration: Duration::from_millis(5),
+        })
+    }
+
+    fn result_line(text: &str) -> ResultMsg {
+        match parse_line(text) {
+            Event::Result(r) => r,
+            other => panic!("not a result: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_takes_the_reported_cost() {
+        let r = result_line(
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":2,"total_cost_usd":0.25,"session_id":"s"}"#,
+        );
+        let est = CostEstimator::new(PriceTable::default());
+        let o = decide(None, exit(Some(0)), Some(r), &est, Duration::from_secs(1));
+        assert_eq!(o.status, ExecutionStatus::Succeeded);
+        assert_eq!(o.result.as_deref(), Some("ok"));
+        assert_eq!(o.cost_usd, Some(0.25));
+        assert!(!o.cost_estimated);
+        assert_eq!(o.num_turns, Some(2));
+    }
+
+    #[test]
+    fn success_subtype_with_is_error_fails() {
+        let r = result_line(
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 500","total_cost_usd":0.0}"#,
+        );
+        let est = CostEstimator::new(PriceTable::default());
+        let o = decide(None, exit(Some(0)), Some(r), &est, Duration::from_secs(1));
+        assert_eq!(o.status, ExecutionStatus::Failed);
+    }
+
+    #[test]
+    fn no_result_line_is_a_clear_failure() {
+        let est = CostEstimator::new(PriceTable::default());
+        let o = decide(None, exit(Some(137)), None, &est, Duration::from_secs(1));
+        assert_eq!(o.status, ExecutionStatus::Failed);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("the agent exited with code 137 without a result line")
+        );
+        assert!(o.cost_estimated);
+    }
+
+    #[test]
+    fn timeout_and_cancel_win_over_the_exit() {
+        let est = CostEstimator::new(PriceTable::default());
+        let o = decide(
+            Some(StopReason::Timeout),
+            exit(None),
+            None,
+            &est,
+            Duration::from_secs(2),
+        );
+        assert_eq!(o.status, ExecutionStatus::TimedOut);
+        assert_eq!(o.error.as_deref(), Some("timed out after 2s"));
+        let o = decide(
+            Some(StopReason::Cancelled),
+            exit(None),
+            None,
+            &est,
+            Duration::from_secs(2),
+        );
+        assert_eq!(o.status, ExecutionStatus::Cancelled);
+    }
+}

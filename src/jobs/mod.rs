@@ -1,0 +1,4 @@
+//! Job handlers, one file per queue. See [`crate::queue`] for who
+//! produces each job.
+
+pub mod execute;

@@ -1,0 +1,37 @@
+//! ccs — Claude Code Service.
+//!
+//! Runs Claude Code from webhooks, an HTTP API and a CLI. Every run is a job
+//! in a database-backed apalis queue; worker processes claim jobs with row
+//! locking and run the agent (a child process, or a locked-down container).
+//!
+//! The crate is organised by responsibility:
+//!
+//! * [`cli`] — the `ccs` command line: one subcommand per process role.
+//! * [`settings`] — typed configuration, read once at start.
+//! * [`db`] — which backend a URL names, connecting, migrating.
+//! * [`store`] — the service's tables behind one interface (SQL per backend).
+//! * [`queue`] — the apalis queues: job payloads, storages, the reaper.
+//! * [`jobs`] — one file per job handler.
+//! * [`worker`] — the worker process: claims jobs, runs handlers, shuts down.
+//! * [`runner`] — how an agent runs (process runner; Docker runner later).
+//! * [`executions`] — the core operations on executions the API calls.
+//! * [`project_config`] — `.claude/container.yaml` and `workflow.yaml`.
+//! * [`projects`] — registering a project (the API and `ccs project add`).
+//! * [`auth`] — API keys: generation, hashing, permissions.
+//! * [`http`] — the API process: router, handlers, errors.
+//! * [`telemetry`] — logging and Prometheus metrics.
+
+pub mod auth;
+pub mod cli;
+pub mod db;
+pub mod executions;
+pub mod http;
+pub mod jobs;
+pub mod project_config;
+pub mod projects;
+pub mod queue;
+pub mod runner;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

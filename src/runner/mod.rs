@@ -1,0 +1,144 @@
+//! How an agent runs: the runner interface and its implementations.
+//!
+//! A runner starts the agent command for one [`RunSpec`] in a workspace of
+//! its own, streams every line it prints to the caller as it comes, and
+//! stops it when told to. It does not interpret the output: the caller
+//! ([`crate::jobs::execute`]) parses the stream-json lines
+//! ([`stream_json`]), records them, and decides the outcome. Timeouts,
+//! cancellation and budget stops are all the same thing to a runner: the
+//! `stop` token fires and the agent (with everything it started) is killed.
+//!
+//! * [`process::ProcessRunner`] — a child process in a temporary workspace
+//!   (the embedded default; machines without Docker).
+//! * The Docker runner (bollard) implements the same trait.
+
+pub mod process;
+pub mod stream_json;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a runner needs to run one attempt of one execution.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Execution id and attempt number: names the workspace and labels.
+    pub execution_id: String,
+    pub attempt: i64,
+    /// The prompt given to the agent with `-p`.
+    pub prompt: String,
+    /// The project directory; the runner copies it, never writes it.
+    pub project_dir: PathBuf,
+    /// Agent command-line options.
+    pub agent: AgentOptions,
+    /// Extra environment for the agent (already resolved; may hold secrets,
+    /// so never log it).
+    pub env: Vec<(String, String)>,
+}
+
+/// Options turned into the agent's command-line arguments.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    pub model: Option<String>,
+    pub max_turns: Option<u32>,
+    pub allowed_tools: Vec<String>,
+    pub disallowed_tools: Vec<String>,
+    pub permission_mode: Option<String>,
+    pub append_system_prompt: Option<String>,
+    /// Contents of the `--mcp-config` file, when the project uses MCP.
+    pub mcp_config: Option<serde_json::Value>,
+    pub session_id: Option<String>,
+}
+
+impl AgentOptions {
+    /// The Claude Code CLI arguments for a headless stream-json run.
+    /// `mcp_config_path` is where the runner put the MCP config file.
+    pub fn to_args(&self, prompt: &str, mcp_config_path: Option<&str>) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-p".into(),
+            prompt.into(),
+            "--output-format".into(),
+            "stream-json".into(),
+            "--verbose".into(),
+        ];
+        let mut opt = |flag: &str, value: Option<String>| {
+            if let Some(v) = value {
+                args.push(flag.into());
+                args.push(v);
+            }
+        };
+        opt("--max-turns", self.max_turns.map(|n| n.to_string()));
+        opt("--model", self.model.clone());
+        opt(
+            "--allowedTools",
+            (!self.allowed_tools.is_empty()).then(|| self.allowed_tools.join(",")),
+        );
+        opt(
+            "--disallowedTools",
+            (!self.disallowed_tools.is_empty()).then(|| self.disallowed_tools.join(",")),
+        );
+        opt("--permission-mode", self.permission_mode.clone());
+        opt("--append-system-prompt", self.append_system_prompt.clone());
+        opt("--mcp-config", mcp_config_path.map(str::to_owned));
+        opt("--session-id", self.session_id.clone());
+        args
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line the agent printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// How the agent process ended, as far as the runner can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunExit {
+    /// The exit code; `None` when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// The runner killed it because `stop` fired.
+    pub stopped: bool,
+    /// The container ran out of memory (Docker runner).
+    pub oom_killed: bool,
+    pub duration: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The agent could not be started (missing binary, bad workspace, …).
+    #[error("could not start the agent: {0}")]
+    Start(String),
+    /// The runner failed while the agent ran.
+    #[error("runner failure: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A way to run the agent.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync + 'static {
+    /// A short name for logs and metrics (`process`, `docker`).
+    fn name(&self) -> &'static str;
+
+    /// Runs the agent to its end, sending each output line to `lines` as it
+    /// is printed. When `stop` fires, kills the agent and everything it
+    /// started, then returns with `stopped: true`. Leaves nothing running
+    /// and nothing on disk behind.
+    async fn run(
+        &self,
+        spec: RunSpec,
+        lines: mpsc::Sender<OutputLine>,
+        stop: CancellationToken,
+    ) -> Result<RunExit, RunnerError>;
+}

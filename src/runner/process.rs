@@ -1,0 +1,233 @@
+//! The process runner: the agent as a child process of the worker.
+//!
+//! For each run it makes `<work_dir>/<execution>-<attempt>/` holding
+//! `workspace/` (a copy of the project; the project itself is never
+//! written) and `home/` (the agent's own `HOME`, so parallel runs never
+//! share `~/.claude.json`). The child gets a scrubbed environment: only
+//! `PATH`, `HOME`, `CLAUDE_CONFIG_DIR`, `LANG`, the variables named in
+//! `pass_env` (e.g. `ANTHROPIC_API_KEY`) and the run's own env.
+//!
+//! The child leads a process group of its own and is killed with the whole
+//! group: on `stop`, after it exits (whatever it left running), and — via
+//! `PR_SET_PDEATHSIG` — when the worker itself dies, so a SIGKILLed worker
+//! leaves no agent behind. The run directory is removed at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream};
+
+/// Runs the agent command as a local child process.
+#[derive(Debug, Clone)]
+pub struct ProcessRunner {
+    /// The agent program and its leading arguments (`claude`, or the test
+    /// agent's path).
+    pub command: Vec<String>,
+    /// Where run directories are made.
+    pub work_dir: PathBuf,
+    /// Names of the worker's environment variables the agent may see.
+    pub pass_env: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Runner for ProcessRunner {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn run(
+        &self,
+        spec: RunSpec,
+        lines: mpsc::Sender<OutputLine>,
+        stop: CancellationToken,
+    ) -> Result<RunExit, RunnerError> {
+        let run_dir = self
+            .work_dir
+            .join(format!("{}-{}", spec.execution_id, spec.attempt));
+        let result = self.run_in(&run_dir, spec, lines, stop).await;
+        if let Err(e) = tokio::fs::remove_dir_all(&run_dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %run_dir.display(), error = %e, "could not remove run directory");
+        }
+        result
+    }
+}
+
+impl ProcessRunner {
+    async fn run_in(
+        &self,
+        run_dir: &Path,
+        spec: RunSpec,
+        lines: mpsc::Sender<OutputLine>,
+        stop: CancellationToken,
+    ) -> Result<RunExit, RunnerError> {
+        let workspace = run_dir.join("workspace");
+        let home = run_dir.join("home");
+        if run_dir.exists() {
+            // Left over by an attempt whose worker died: start clean.
+            tokio::fs::remove_dir_all(run_dir).await?;
+        }
+        tokio::fs::create_dir_all(&home).await?;
+        let source = spec.project_dir.clone();
+        let dest = workspace.clone();
+        tokio::task::spawn_blocking(move || copy_tree(&source, &dest))
+            .await
+            .map_err(|e| RunnerError::Start(format!("workspace copy panicked: {e}")))?
+            .map_err(|e| {
+                RunnerError::Start(format!(
+                    "cannot copy project {}: {e}",
+                    spec.project_dir.display()
+                ))
+            })?;
+
+        let mcp_path = match &spec.agent.mcp_config {
+            Some(config) => {
+                let path = run_dir.join("mcp.json");
+                tokio::fs::write(&path, serde_json::to_vec_pretty(config).unwrap_or_default())
+                    .await?;
+                Some(path.display().to_string())
+            }
+            None => None,
+        };
+
+        let (program, leading) = self
+            .command
+            .split_first()
+            .ok_or_else(|| RunnerError::Start("empty agent command".into()))?;
+        let mut cmd = Command::new(program);
+        cmd.args(leading)
+            .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()))
+            .current_dir(&workspace)
+            .env_clear()
+            .env("HOME", &home)
+            .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+            .env("LANG", "C.UTF-8")
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        for name in &self.pass_env {
+            if let Ok(value) = std::env::var(name) {
+                cmd.env(name, value);
+            }
+        }
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        die_with_parent(&mut cmd);
+
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| RunnerError::Start(format!("{program}: {e}")))?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let out_task = tokio::spawn(forward(stdout, Stream::Stdout, lines.clone()));
+        let err_task = tokio::spawn(forward(stderr, Stream::Stderr, lines));
+
+        let mut stopped = false;
+        let status = tokio::select! {
+            status = child.wait() => status?,
+            _ = stop.cancelled() => {
+                stopped = true;
+                kill_group(pgid);
+                child.wait().await?
+            }
+        };
+        // Whatever the agent left running dies with its group.
+        kill_group(pgid);
+        // The pipes close once every process holding them is gone.
+        let _ = out_task.await;
+        let _ = err_task.await;
+
+        use std::os::unix::process::ExitStatusExt as _;
+        Ok(RunExit {
+            exit_code: status.code(),
+            signal: status.signal(),
+            stopped,
+            oom_killed: false,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// Sends each line of `pipe` to `lines`; invalid UTF-8 is replaced.
+async fn forward(
+    pipe: Option<impl AsyncRead + Unpin>,
+    stream: Stream,
+    lines: mpsc::Sender<OutputLine>,
+) {
+    let Some(pipe) = pipe else { return };
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                if lines.send(OutputLine { stream, text }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn kill_group(pgid: Option<Pid>) {
+    if let Some(pgid) = pgid {
+        // ESRCH (already gone) is the usual, harmless answer.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+/// Asks the kernel to SIGKILL the child when the worker thread that
+/// spawned it dies (Linux `PR_SET_PDEATHSIG`).
+#[cfg(target_os = "linux")]
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the closure only calls the async-signal-safe prctl(2)"
+)]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// Copies a directory tree: files, directories and symlinks (as links).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(link, &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

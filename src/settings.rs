@@ -1,0 +1,133 @@
+//! Typed configuration, read once at start from flags and `CCS_*`
+//! environment variables (clap). Every role reads [`DatabaseArgs`]; the API
+//! adds [`ApiArgs`], workers add [`WorkerArgs`]. `ccs.example.env` lists
+//! them all with their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::queue::reaper::Heartbeat;
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://…, mysql://… or postgres://… (default: SQLite
+    /// in the data directory).
+    #[arg(long, env = "CCS_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded database and run workspaces.
+    #[arg(long, env = "CCS_DATA_DIR", default_value = ".ccs", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Connections per pool.
+    #[arg(long, env = "CCS_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+}
+
+impl DatabaseArgs {
+    /// The URL to connect to: the flag, or SQLite in the data directory.
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("ccs.db").display()),
+        }
+    }
+}
+
+/// The API process.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "CCS_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "CCS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest prompt accepted, in bytes (longer: 422).
+    #[arg(long, env = "CCS_MAX_PROMPT_BYTES", default_value_t = 256 * 1024)]
+    pub max_prompt_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunnerKind {
+    /// The agent as a child process in a temporary workspace.
+    Process,
+    /// The agent in a locked-down Docker container.
+    Docker,
+}
+
+/// A worker process.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Jobs this process runs at once.
+    #[arg(long, env = "CCS_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// The agent program (and leading arguments, space-separated).
+    #[arg(long, env = "CCS_AGENT_COMMAND", default_value = "claude")]
+    pub agent_command: String,
+
+    /// How agents run.
+    #[arg(long, env = "CCS_RUNNER", value_enum, default_value_t = RunnerKind::Process)]
+    pub runner: RunnerKind,
+
+    /// Wall-clock limit of a run when the project sets none.
+    #[arg(long, env = "CCS_DEFAULT_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub default_timeout: Duration,
+
+    /// How often a worker proves it is alive.
+    #[arg(long, env = "CCS_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Heartbeats a worker may miss before its jobs are handed back.
+    #[arg(long, env = "CCS_MISSED_HEARTBEATS", default_value_t = 3)]
+    pub missed_heartbeats: u32,
+
+    /// How often an idle worker looks for new jobs.
+    #[arg(long, env = "CCS_POLL_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// On SIGTERM, how long running jobs may take to finish before they are
+    /// stopped and handed back.
+    #[arg(long, env = "CCS_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Where run workspaces are made (default: <data-dir>/runs).
+    #[arg(long, env = "CCS_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Worker environment variables the agent may see (comma-separated).
+    #[arg(
+        long,
+        env = "CCS_PASS_ENV",
+        value_delimiter = ',',
+        default_value = "ANTHROPIC_API_KEY,CLAUDE_CODE_OAUTH_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
+    )]
+    pub pass_env: Vec<String>,
+
+    /// Address of the worker's own /healthz and /metrics (`ccs worker`).
+    #[arg(long, env = "CCS_WORKER_LISTEN", default_value = "127.0.0.1:3001")]
+    pub worker_listen: SocketAddr,
+}
+
+impl WorkerArgs {
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            interval: self.heartbeat_interval,
+            missed: self.missed_heartbeats.max(1),
+        }
+    }
+
+    pub fn agent_command(&self) -> Vec<String> {
+        self.agent_command
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}

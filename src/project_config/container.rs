@@ -222,8 +222,7 @@ impl RunAsUser {
         };
         let part_ok = |p: &str| {
             !p.is_empty()
-                && p
-                    .chars()
+                && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         };
         let mut parts = name.splitn(2, ':');
@@ -326,7 +325,7 @@ impl FromStr for NetworkMode {
             "bridge" => Self::Bridge,
             "none" => Self::None,
             "host" => Self::Host,
-            name if is_network_name(name) => Self::Custom(name.to_owned()),
+            name if is_docker_name(name) => Self::Custom(name.to_owned()),
             other => {
                 return Err(format!(
                     "invalid network mode `{other}`: use bridge, none, host or the name of a \
@@ -344,7 +343,7 @@ impl<'de> Deserialize<'de> for NetworkMode {
     }
 }
 
-fn is_network_name(name: &str) -> bool {
+fn is_docker_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -419,16 +418,16 @@ impl ContainerConfig {
 
     /// Checks the rules serde cannot express.
     pub(crate) fn validate(&self, issues: &mut Issues<'_>) {
-        if let Some(name) = &self.name {
-            if !is_network_name(name) {
-                issues.field(
-                    "name",
-                    format!(
-                        "invalid project name `{name}`: use letters, digits, `_`, `.` and `-`, \
+        if let Some(name) = &self.name
+            && !is_docker_name(name)
+        {
+            issues.field(
+                "name",
+                format!(
+                    "invalid project name `{name}`: use letters, digits, `_`, `.` and `-`, \
                          starting with a letter or digit"
-                    ),
-                );
-            }
+                ),
+            );
         }
         if let Some(image) = &self.base_image {
             check_image(image, "baseImage", issues);
@@ -442,11 +441,20 @@ impl ContainerConfig {
             if test.command.trim().is_empty() {
                 issues.field("test.command", "the test command is empty");
             }
-            if test.coverage.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            if test
+                .coverage
+                .as_deref()
+                .is_some_and(|c| c.trim().is_empty())
+            {
                 issues.field("test.coverage", "the coverage command is empty");
             }
         }
-        if self.agent.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        if self
+            .agent
+            .model
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
             issues.field("agent.model", "the model name is empty");
         }
         if self.agent.max_turns == Some(0) {
@@ -489,7 +497,11 @@ impl ContainerConfig {
                     format!("duplicate MCP server `{}`{first_line}", server.name),
                 );
             }
-            if server.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            if server
+                .command
+                .as_deref()
+                .is_some_and(|c| c.trim().is_empty())
+            {
                 issues.field(format!("{path}.command"), "the command is empty");
             }
             if server.command.is_none() && !server.args.is_empty() {
@@ -531,7 +543,9 @@ impl ContainerConfig {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
                 issues.field(
                     format!("security.dropCapabilities[{i}]"),
-                    format!("invalid capability `{cap}`: expected e.g. ALL, NET_RAW, CAP_SYS_ADMIN"),
+                    format!(
+                        "invalid capability `{cap}`: expected e.g. ALL, NET_RAW, CAP_SYS_ADMIN"
+                    ),
                 );
             }
         }
@@ -734,7 +748,10 @@ security:
     #[test]
     fn empty_file_is_the_default() {
         assert_eq!(parse("").unwrap(), ContainerConfig::default());
-        assert_eq!(parse("# nothing yet\n").unwrap(), ContainerConfig::default());
+        assert_eq!(
+            parse("# nothing yet\n").unwrap(),
+            ContainerConfig::default()
+        );
         let d = ContainerConfig::default();
         assert_eq!(d.resources, Resources::default());
         assert_eq!(d.security.drop_capabilities, ["ALL"]);
@@ -760,7 +777,10 @@ security:
         assert_eq!(c.resources.pids, 64);
         assert_eq!(c.resources.cpu, CpuCount::from_millis(500));
         assert_eq!(c.security.run_as_user, RunAsUser::Name("node".into()));
-        assert_eq!(c.security.network_mode, NetworkMode::Custom("ccs-agents".into()));
+        assert_eq!(
+            c.security.network_mode,
+            NetworkMode::Custom("ccs-agents".into())
+        );
         assert_eq!(c.security.network_mode.as_docker(), "ccs-agents");
         assert_eq!(c.env["PORT"], "8080");
         assert_eq!(c.test.as_ref().unwrap().command, "cargo test");
@@ -813,7 +833,12 @@ security:
 
     #[test]
     fn unknown_keys_are_errors_at_every_level() {
-        expect_error("name: x\nresorces:\n  memory: 1Gi\n", 2, "resorces", "unknown field `resorces`");
+        expect_error(
+            "name: x\nresorces:\n  memory: 1Gi\n",
+            2,
+            "resorces",
+            "unknown field `resorces`",
+        );
         expect_error(
             "security:\n  noNewPrivilege: true\n",
             2,
@@ -830,14 +855,44 @@ security:
 
     #[test]
     fn wrong_types_name_the_field() {
-        expect_error("security:\n  readOnlyRoot: yes\n", 2, "security.readOnlyRoot", "");
+        expect_error(
+            "security:\n  readOnlyRoot: yes\n",
+            2,
+            "security.readOnlyRoot",
+            "",
+        );
         expect_error("tools:\n  allowed: Read\n", 2, "tools.allowed", "");
         expect_error("resources:\n  pids: -1\n", 2, "resources.pids", "");
-        expect_error("resources:\n  memory: 2gb\n", 2, "resources.memory", "unknown unit `gb`");
-        expect_error("resources:\n  timeout: soon\n", 2, "resources.timeout", "invalid duration");
-        expect_error("resources:\n  cpu: lots\n", 2, "resources.cpu", "invalid CPU count");
-        expect_error("security:\n  runAsUser: -1\n", 2, "security.runAsUser", "negative");
-        expect_error("agent:\n  permissionMode: yolo\n", 2, "agent.permissionMode", "yolo");
+        expect_error(
+            "resources:\n  memory: 2gb\n",
+            2,
+            "resources.memory",
+            "unknown unit `gb`",
+        );
+        expect_error(
+            "resources:\n  timeout: soon\n",
+            2,
+            "resources.timeout",
+            "invalid duration",
+        );
+        expect_error(
+            "resources:\n  cpu: lots\n",
+            2,
+            "resources.cpu",
+            "invalid CPU count",
+        );
+        expect_error(
+            "security:\n  runAsUser: -1\n",
+            2,
+            "security.runAsUser",
+            "negative",
+        );
+        expect_error(
+            "agent:\n  permissionMode: yolo\n",
+            2,
+            "agent.permissionMode",
+            "yolo",
+        );
     }
 
     #[test]
@@ -849,12 +904,42 @@ security:
             "unknown tool `Reed` (did you mean `Read`?)",
         );
         assert_eq!(err.column, Some(7));
-        expect_error("tools:\n  disallowed: [Rm]\n", 2, "tools.disallowed[0]", "unknown tool `Rm`");
-        expect_error("tools:\n  allowed: ['']\n", 2, "tools.allowed[0]", "empty tool name");
-        expect_error("tools:\n  allowed: ['Bash()']\n", 2, "tools.allowed[0]", "invalid tool pattern");
-        expect_error("tools:\n  allowed: ['Bash(ls']\n", 2, "tools.allowed[0]", "invalid tool pattern");
-        expect_error("tools:\n  allowed: ['Shell(ls)']\n", 2, "tools.allowed[0]", "unknown tool `Shell`");
-        expect_error("tools:\n  allowed: [mcp__]\n", 2, "tools.allowed[0]", "invalid MCP tool");
+        expect_error(
+            "tools:\n  disallowed: [Rm]\n",
+            2,
+            "tools.disallowed[0]",
+            "unknown tool `Rm`",
+        );
+        expect_error(
+            "tools:\n  allowed: ['']\n",
+            2,
+            "tools.allowed[0]",
+            "empty tool name",
+        );
+        expect_error(
+            "tools:\n  allowed: ['Bash()']\n",
+            2,
+            "tools.allowed[0]",
+            "invalid tool pattern",
+        );
+        expect_error(
+            "tools:\n  allowed: ['Bash(ls']\n",
+            2,
+            "tools.allowed[0]",
+            "invalid tool pattern",
+        );
+        expect_error(
+            "tools:\n  allowed: ['Shell(ls)']\n",
+            2,
+            "tools.allowed[0]",
+            "unknown tool `Shell`",
+        );
+        expect_error(
+            "tools:\n  allowed: [mcp__]\n",
+            2,
+            "tools.allowed[0]",
+            "invalid MCP tool",
+        );
         expect_error(
             "tools:\n  allowed: [Read]\n  disallowed: [Read]\n",
             3,
@@ -868,25 +953,66 @@ security:
         for tool in KNOWN_TOOLS {
             assert_eq!(check_tool(tool), Ok(()));
         }
-        for tool in ["Bash(npm run test:*)", "Read(./src/**)", "WebFetch(domain:github.com)", "mcp__linear", "mcp__github__*"] {
+        for tool in [
+            "Bash(npm run test:*)",
+            "Read(./src/**)",
+            "WebFetch(domain:github.com)",
+            "mcp__linear",
+            "mcp__github__*",
+        ] {
             assert_eq!(check_tool(tool), Ok(()), "{tool}");
         }
     }
 
     #[test]
     fn resource_limits_must_be_positive() {
-        expect_error("resources:\n  memory: 0\n", 2, "resources.memory", "at least 6Mi");
-        expect_error("resources:\n  memory: 512\n", 2, "resources.memory", "write units");
-        expect_error("resources:\n  timeout: 0s\n", 2, "resources.timeout", "greater than zero");
-        expect_error("resources:\n  timeout: 0\n", 2, "resources.timeout", "greater than zero");
-        expect_error("resources:\n  cpu: 0\n", 2, "resources.cpu", "greater than zero");
+        expect_error(
+            "resources:\n  memory: 0\n",
+            2,
+            "resources.memory",
+            "at least 6Mi",
+        );
+        expect_error(
+            "resources:\n  memory: 512\n",
+            2,
+            "resources.memory",
+            "write units",
+        );
+        expect_error(
+            "resources:\n  timeout: 0s\n",
+            2,
+            "resources.timeout",
+            "greater than zero",
+        );
+        expect_error(
+            "resources:\n  timeout: 0\n",
+            2,
+            "resources.timeout",
+            "greater than zero",
+        );
+        expect_error(
+            "resources:\n  cpu: 0\n",
+            2,
+            "resources.cpu",
+            "greater than zero",
+        );
         expect_error("resources:\n  pids: 0\n", 2, "resources.pids", "at least 1");
     }
 
     #[test]
     fn security_values_are_checked() {
-        expect_error("security:\n  runAsUser: 'a b'\n", 2, "security.runAsUser", "invalid user");
-        expect_error("security:\n  runAsUser: 'x:'\n", 2, "security.runAsUser", "invalid user");
+        expect_error(
+            "security:\n  runAsUser: 'a b'\n",
+            2,
+            "security.runAsUser",
+            "invalid user",
+        );
+        expect_error(
+            "security:\n  runAsUser: 'x:'\n",
+            2,
+            "security.runAsUser",
+            "invalid user",
+        );
         expect_error(
             "security:\n  dropCapabilities: [ALL, 'NET RAW']\n",
             2,
@@ -918,10 +1044,30 @@ security:
             "mcpServers[1].name",
             "duplicate MCP server `github` (first on line 2)",
         );
-        expect_error("mcpServers:\n  - name: 'my server'\n", 2, "mcpServers[0].name", "invalid MCP server name");
-        expect_error("mcpServers:\n  - name: x\n    args: [a]\n", 3, "mcpServers[0].args", "needs a `command`");
-        expect_error("mcpServers:\n  - name: x\n    command: ' '\n", 3, "mcpServers[0].command", "empty");
-        expect_error("mcpServers:\n  - env: {}\n", 2, "mcpServers[0]", "missing field `name`");
+        expect_error(
+            "mcpServers:\n  - name: 'my server'\n",
+            2,
+            "mcpServers[0].name",
+            "invalid MCP server name",
+        );
+        expect_error(
+            "mcpServers:\n  - name: x\n    args: [a]\n",
+            3,
+            "mcpServers[0].args",
+            "needs a `command`",
+        );
+        expect_error(
+            "mcpServers:\n  - name: x\n    command: ' '\n",
+            3,
+            "mcpServers[0].command",
+            "empty",
+        );
+        expect_error(
+            "mcpServers:\n  - env: {}\n",
+            2,
+            "mcpServers[0]",
+            "missing field `name`",
+        );
         expect_error(
             "mcpServers:\n  - name: x\n    env:\n      BAD-NAME: v\n",
             4,
@@ -934,9 +1080,19 @@ security:
     fn other_checks() {
         expect_error("name: 'my project'\n", 1, "name", "invalid project name");
         expect_error("baseImage: ''\n", 1, "baseImage", "invalid image reference");
-        expect_error("env:\n  OK: 1\n  1BAD: x\n", 3, "env.1BAD", "invalid environment variable name");
+        expect_error(
+            "env:\n  OK: 1\n  1BAD: x\n",
+            3,
+            "env.1BAD",
+            "invalid environment variable name",
+        );
         expect_error("test:\n  command: ''\n", 2, "test.command", "empty");
-        expect_error("test:\n  coverage: x\n", 1, "test", "missing field `command`");
+        expect_error(
+            "test:\n  coverage: x\n",
+            1,
+            "test",
+            "missing field `command`",
+        );
         expect_error("agent:\n  maxTurns: 0\n", 2, "agent.maxTurns", "at least 1");
         expect_error("agent:\n  model: ''\n", 2, "agent.model", "empty");
     }

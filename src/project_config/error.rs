@@ -72,19 +72,13 @@ impl ConfigError {
 
 /// `file:line:col: field: ` with the unknown parts left out.
 fn prefix(file: &str, line: Option<usize>, column: Option<usize>, field: Option<&str>) -> String {
-    let mut out = String::from(file);
-    if let Some(line) = line {
-        out.push_str(&format!(":{line}"));
-        if let Some(column) = column {
-            out.push_str(&format!(":{column}"));
-        }
-    }
-    out.push_str(": ");
-    if let Some(field) = field {
-        out.push_str(field);
-        out.push_str(": ");
-    }
-    out
+    let location = match (line, column) {
+        (Some(line), Some(column)) => format!(":{line}:{column}"),
+        (Some(line), None) => format!(":{line}"),
+        (None, _) => String::new(),
+    };
+    let field = field.map_or(String::new(), |f| format!("{f}: "));
+    format!("{file}{location}: {field}")
 }
 
 /// The candidate closest to `word` when it is close enough to be a likely

@@ -65,8 +65,8 @@ use std::io::Read;
 use std::path::Path;
 
 pub use container::{
-    AgentDefaults, ContainerConfig, KNOWN_TOOLS, McpServer, NetworkMode, PermissionMode,
-    Resources, RunAsUser, Security, TestConfig, ToolsConfig,
+    AgentDefaults, ContainerConfig, KNOWN_TOOLS, McpServer, NetworkMode, PermissionMode, Resources,
+    RunAsUser, Security, TestConfig, ToolsConfig,
 };
 pub use error::{ConfigError, ConfigErrorKind};
 pub use template::{Reference, interpolate, is_context_name, references};
@@ -115,20 +115,11 @@ pub fn load_dir(project_dir: &Path) -> Result<ProjectConfig, ConfigError> {
     let container = read_config_file(project_dir, CONTAINER_FILE)?
         .map(|text| parse_container(CONTAINER_FILE, &text))
         .transpose()?;
-    let workflow = match read_config_file(project_dir, WORKFLOW_FILE)? {
-        Some(text) => {
-            let defaults;
-            let project = match &container {
-                Some(c) => c,
-                None => {
-                    defaults = ContainerConfig::default();
-                    &defaults
-                }
-            };
-            Some(parse_workflow_in_project(WORKFLOW_FILE, &text, project)?)
-        }
-        None => None,
-    };
+    let defaults = ContainerConfig::default();
+    let project = container.as_ref().unwrap_or(&defaults);
+    let workflow = read_config_file(project_dir, WORKFLOW_FILE)?
+        .map(|text| parse_workflow_in_project(WORKFLOW_FILE, &text, project))
+        .transpose()?;
     Ok(ProjectConfig {
         container,
         workflow,
@@ -224,10 +215,12 @@ fn read_config_file(dir: &Path, relative: &str) -> Result<Option<String>, Config
     if !path.is_file() {
         return Err(read_error("not a regular file".to_owned()));
     }
-    let file = std::fs::File::open(&path)
-        .map_err(|e| read_error(format!("cannot read: {}", e.kind())))?;
+    let file =
+        std::fs::File::open(&path).map_err(|e| read_error(format!("cannot read: {}", e.kind())))?;
     let mut bytes = Vec::new();
-    let limit = u64::try_from(MAX_FILE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(MAX_FILE_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     file.take(limit)
         .read_to_end(&mut bytes)
         .map_err(|e| read_error(format!("cannot read: {}", e.kind())))?;
@@ -245,50 +238,50 @@ fn read_config_file(dir: &Path, relative: &str) -> Result<Option<String>, Config
 mod tests {
     use super::*;
     use std::fs;
-    use std::path::PathBuf;
 
-    /// A fresh empty directory under the system temp dir, removed on drop.
-    struct TempProject(PathBuf);
+    /// A fresh project directory with an empty `.claude/`, removed on drop.
+    struct TempProject(tempfile::TempDir);
 
     impl TempProject {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "ccs-project-config-{name}-{}",
-                std::process::id()
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join(".claude")).unwrap();
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir(dir.path().join(".claude")).unwrap();
             Self(dir)
         }
 
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+
         fn write(&self, relative: &str, text: &str) {
-            fs::write(self.0.join(relative), text).unwrap();
+            fs::write(self.path().join(relative), text).unwrap();
         }
     }
 
-    impl Drop for TempProject {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
-    const WITH_TESTS: &str = "\ntest:\n  command: cargo test\n  coverage: cargo llvm-cov --summary-only\n";
+    const WITH_TESTS: &str =
+        "\ntest:\n  command: cargo test\n  coverage: cargo llvm-cov --summary-only\n";
 
     #[test]
     fn loads_both_seed_files() {
-        let p = TempProject::new("both");
-        p.write(CONTAINER_FILE, &format!("{}{WITH_TESTS}", container::tests::SEED));
+        let p = TempProject::new();
+        p.write(
+            CONTAINER_FILE,
+            &format!("{}{WITH_TESTS}", container::tests::SEED),
+        );
         p.write(WORKFLOW_FILE, workflow::tests::SEED);
-        let config = load_dir(&p.0).unwrap();
-        assert_eq!(config.container.unwrap().name.as_deref(), Some("my-project"));
+        let config = load_dir(p.path()).unwrap();
+        assert_eq!(
+            config.container.unwrap().name.as_deref(),
+            Some("my-project")
+        );
         assert_eq!(config.workflow.unwrap().agents.len(), 3);
     }
 
     #[test]
     fn missing_files_are_none() {
-        let p = TempProject::new("none");
-        assert_eq!(load_dir(&p.0).unwrap(), ProjectConfig::default());
-        let nowhere = p.0.join("does-not-exist");
+        let p = TempProject::new();
+        assert_eq!(load_dir(p.path()).unwrap(), ProjectConfig::default());
+        let nowhere = p.path().join("does-not-exist");
         assert_eq!(load_dir(&nowhere).unwrap(), ProjectConfig::default());
         assert_eq!(
             ProjectConfig::default().container_or_default(),
@@ -298,68 +291,71 @@ mod tests {
 
     #[test]
     fn workflow_alone_is_checked_against_default_container() {
-        let p = TempProject::new("alone");
+        let p = TempProject::new();
         // The seed's commenter uses the `github` MCP server, which only the
         // seed's container.yaml defines.
         p.write(WORKFLOW_FILE, workflow::tests::SEED);
-        let err = load_dir(&p.0).unwrap_err();
+        let err = load_dir(p.path()).unwrap_err();
         assert_eq!(err.file, WORKFLOW_FILE);
-        assert_eq!(err.line, Some(39));
-        assert_eq!(err.field.as_deref(), Some("agents[2].container.mcpServers[0]"));
+        assert_eq!(err.line, Some(40));
+        assert_eq!(
+            err.field.as_deref(),
+            Some("agents[2].container.mcpServers[0]")
+        );
         assert_eq!(
             err.to_string(),
-            ".claude/workflow.yaml:39:20: agents[2].container.mcpServers[0]: MCP server `github` \
+            ".claude/workflow.yaml:40:20: agents[2].container.mcpServers[0]: MCP server `github` \
              is not defined in the project's container.yaml `mcpServers`"
         );
     }
 
     #[test]
     fn container_errors_name_the_relative_file() {
-        let p = TempProject::new("bad-container");
+        let p = TempProject::new();
         p.write(CONTAINER_FILE, "resources:\n  memory: 2Gb\n");
-        let err = load_dir(&p.0).unwrap_err();
+        let err = load_dir(p.path()).unwrap_err();
         assert_eq!(err.file, ".claude/container.yaml");
         assert_eq!(err.line, Some(2));
-        assert!(!err.to_string().contains(&*p.0.to_string_lossy()));
+        assert!(!err.to_string().contains(&*p.path().to_string_lossy()));
     }
 
     #[test]
     fn unreadable_files_are_read_errors() {
-        let p = TempProject::new("unreadable");
-        fs::write(p.0.join(CONTAINER_FILE), [0xff, 0xfe, b'a']).unwrap();
-        let err = load_dir(&p.0).unwrap_err();
+        let p = TempProject::new();
+        fs::write(p.path().join(CONTAINER_FILE), [0xff, 0xfe, b'a']).unwrap();
+        let err = load_dir(p.path()).unwrap_err();
         assert_eq!(err.kind, ConfigErrorKind::Read);
         assert!(err.message.contains("UTF-8"));
 
-        fs::remove_file(p.0.join(CONTAINER_FILE)).unwrap();
-        fs::create_dir(p.0.join(CONTAINER_FILE)).unwrap();
-        let err = load_dir(&p.0).unwrap_err();
+        fs::remove_file(p.path().join(CONTAINER_FILE)).unwrap();
+        fs::create_dir(p.path().join(CONTAINER_FILE)).unwrap();
+        let err = load_dir(p.path()).unwrap_err();
         assert!(err.message.contains("not a regular file"), "{err}");
     }
 
     #[test]
     fn oversized_files_are_refused() {
-        let p = TempProject::new("big");
+        let p = TempProject::new();
         p.write(CONTAINER_FILE, &"#".repeat(MAX_FILE_BYTES + 10));
-        let err = load_dir(&p.0).unwrap_err();
+        let err = load_dir(p.path()).unwrap_err();
         assert!(err.message.contains("larger than"), "{err}");
     }
 
     #[cfg(unix)]
     #[test]
     fn symbolic_links_are_not_followed() {
-        let p = TempProject::new("symlink");
-        let outside = p.0.join("outside.yaml");
+        let p = TempProject::new();
+        let outside = p.path().join("outside.yaml");
         fs::write(&outside, "secret: value\n").unwrap();
-        std::os::unix::fs::symlink(&outside, p.0.join(CONTAINER_FILE)).unwrap();
-        let err = load_dir(&p.0).unwrap_err();
+        std::os::unix::fs::symlink(&outside, p.path().join(CONTAINER_FILE)).unwrap();
+        let err = load_dir(p.path()).unwrap_err();
         assert!(err.message.contains("symbolic link"), "{err}");
         assert!(!err.to_string().contains("secret"));
 
-        let q = TempProject::new("symlink-dir");
-        fs::remove_dir(q.0.join(".claude")).unwrap();
-        std::os::unix::fs::symlink(&p.0, q.0.join(".claude")).unwrap();
-        let err = load_dir(&q.0).unwrap_err();
+        let q = TempProject::new();
+        fs::remove_dir(q.path().join(".claude")).unwrap();
+        std::os::unix::fs::symlink(p.path(), q.path().join(".claude")).unwrap();
+        let err = load_dir(q.path()).unwrap_err();
         assert!(err.message.contains("symbolic link"), "{err}");
     }
 
@@ -370,6 +366,47 @@ mod tests {
         assert!(err.to_string().starts_with("request body:2:"), "{err}");
         let err = parse_container("body", "tools: 5\n").unwrap_err();
         assert_eq!(err.file, "body");
+    }
+
+    /// Mutated copies of the seed files (characters deleted, inserted,
+    /// lines repeated, with a fixed pseudo-random sequence) produce values or
+    /// errors, never panics.
+    #[test]
+    fn mutated_seed_documents_do_not_panic() {
+        const ALPHABET: &[char] = &[
+            ':', '-', '[', ']', '{', '}', '&', '*', '!', '|', '>', '\'', '"', '#', '\n', ' ', '$',
+            '?', '%', '@', '`', ',', '\t', 'é', '0', 'a',
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(state >> 33).unwrap_or(0) % bound.max(1)
+        };
+        for seed in [container::tests::SEED, workflow::tests::SEED] {
+            for _ in 0..20000 {
+                let mut chars: Vec<char> = seed.chars().collect();
+                for _ in 0..=next(4) {
+                    let at = next(chars.len());
+                    match next(3) {
+                        0 => {
+                            let end = (at + next(20)).min(chars.len());
+                            chars.drain(at..end);
+                        }
+                        1 => chars.insert(at, ALPHABET[next(ALPHABET.len())]),
+                        _ => {
+                            let end = (at + next(40)).min(chars.len());
+                            let copy: Vec<char> = chars[at..end].to_vec();
+                            chars.splice(at..at, copy);
+                        }
+                    }
+                }
+                let text: String = chars.into_iter().collect();
+                let _ = parse_container("c", &text);
+                let _ = parse_workflow("w", &text);
+            }
+        }
     }
 
     /// Malformed or hostile documents produce errors, never panics.

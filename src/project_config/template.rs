@@ -58,20 +58,20 @@ fn pieces(template: &str) -> Vec<Piece<'_>> {
             consumed += dollar + 2;
             continue;
         }
-        if let Some(body) = after.strip_prefix("${") {
-            if let Some(close) = body.find('}') {
-                let name = &body[..close];
-                if is_identifier(name) {
-                    out.push(Piece::Text(&rest[..dollar]));
-                    out.push(Piece::Reference(Reference {
-                        name,
-                        offset: consumed + dollar,
-                    }));
-                    let skip = dollar + 2 + close + 1;
-                    rest = &rest[skip..];
-                    consumed += skip;
-                    continue;
-                }
+        if let Some(body) = after.strip_prefix("${")
+            && let Some(close) = body.find('}')
+        {
+            let name = &body[..close];
+            if is_identifier(name) {
+                out.push(Piece::Text(&rest[..dollar]));
+                out.push(Piece::Reference(Reference {
+                    name,
+                    offset: consumed + dollar,
+                }));
+                let skip = dollar + 2 + close + 1;
+                rest = &rest[skip..];
+                consumed += skip;
+                continue;
             }
         }
         // A lone `$`: ordinary text.
@@ -158,8 +158,14 @@ mod tests {
             interpolate("a ${PR_DIFF} b ${x}${x} $${x} $5 ${ x }", lookup).unwrap(),
             "a diff --git b XX ${x} $5 ${ x }"
         );
-        assert_eq!(interpolate("${x} ${missing}", lookup).unwrap_err(), "missing");
-        assert_eq!(interpolate("héllo ${x} wörld", lookup).unwrap(), "héllo X wörld");
+        assert_eq!(
+            interpolate("${x} ${missing}", lookup).unwrap_err(),
+            "missing"
+        );
+        assert_eq!(
+            interpolate("héllo ${x} wörld", lookup).unwrap(),
+            "héllo X wörld"
+        );
     }
 
     #[test]

@@ -205,9 +205,8 @@ impl FromStr for MemorySize {
         };
         // Up to 9 decimals are kept before multiplying; the result is truncated
         // to whole bytes.
-        let scaled = parse_scaled(number, 9).map_err(|why| {
-            UnitError::new(format!("invalid memory size `{text}`: {why}"))
-        })?;
+        let scaled = parse_scaled(number, 9)
+            .map_err(|why| UnitError::new(format!("invalid memory size `{text}`: {why}")))?;
         let bytes = u128::from(scaled) * u128::from(multiplier) / 1_000_000_000;
         u64::try_from(bytes)
             .map(Self)
@@ -225,15 +224,23 @@ impl FromUnitScalar for MemorySize {
 
 impl<'de> Deserialize<'de> for MemorySize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_unit(deserializer, "a memory size such as `2Gi`, `512Mi` or `1024`")
+        deserialize_unit(
+            deserializer,
+            "a memory size such as `2Gi`, `512Mi` or `1024`",
+        )
     }
 }
 
 impl fmt::Display for MemorySize {
     /// The largest binary unit that divides the size exactly: `2Gi`, `1536Mi`, `1000`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, size) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-            if self.0 != 0 && self.0 % size == 0 {
+        for (unit, size) in [
+            ("Ti", 1u64 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
+            if self.0 != 0 && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
             }
         }
@@ -326,7 +333,9 @@ impl FromStr for DurationSpec {
                 });
             };
             if last_unit.is_some_and(|last| index <= last) {
-                return Err(bad("parts must go from the largest unit to the smallest, each once"));
+                return Err(bad(
+                    "parts must go from the largest unit to the smallest, each once",
+                ));
             }
             last_unit = Some(index);
             let part = amount
@@ -464,7 +473,7 @@ impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dollars = self.0 / Self::MICROS_PER_USD;
         let micros = self.0 % Self::MICROS_PER_USD;
-        if micros % 10_000 == 0 {
+        if micros.is_multiple_of(10_000) {
             write!(f, "${dollars}.{:02}", micros / 10_000)
         } else {
             let digits = format!("{micros:06}");
@@ -525,7 +534,7 @@ impl FromStr for CpuCount {
                 if number.contains('.') {
                     return Err(bad("millicpus must be a whole number"));
                 }
-                parse_scaled(number, 0).map(Self).map_err(|why| bad(why))
+                parse_scaled(number, 0).map(Self).map_err(&bad)
             }
             "" => parse_scaled(number, 3).map(Self).map_err(|why| {
                 bad(match why {
@@ -557,7 +566,7 @@ impl<'de> Deserialize<'de> for CpuCount {
 impl fmt::Display for CpuCount {
     /// `2` for whole CPUs, `500m` otherwise.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1_000 == 0 {
+        if self.0.is_multiple_of(1_000) {
             write!(f, "{}", self.0 / 1_000)
         } else {
             write!(f, "{}m", self.0)
@@ -605,11 +614,30 @@ mod tests {
 
     #[test]
     fn memory_sizes_refused() {
-        for text in ["", "Gi", "2g", "2m", "2GB", "-1Gi", "1.2.3G", "2 Gi x", "1.Gi", "99999999999Ti"] {
+        for text in [
+            "",
+            "Gi",
+            "2g",
+            "2m",
+            "2GB",
+            "-1Gi",
+            "1.2.3G",
+            "2 Gi x",
+            "1.Gi",
+            "99999999999Ti",
+        ] {
             let err = text.parse::<MemorySize>().unwrap_err();
-            assert!(err.to_string().contains("invalid memory size"), "{text}: {err}");
+            assert!(
+                err.to_string().contains("invalid memory size"),
+                "{text}: {err}"
+            );
         }
-        assert!("2g".parse::<MemorySize>().unwrap_err().to_string().contains("unknown unit `g`"));
+        assert!(
+            "2g".parse::<MemorySize>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit `g`")
+        );
         assert!(
             "99999999999Ti"
                 .parse::<MemorySize>()
@@ -643,18 +671,48 @@ mod tests {
         ];
         for (text, millis) in cases {
             let parsed: DurationSpec = text.parse().unwrap();
-            assert_eq!(parsed.as_duration(), Duration::from_millis(millis), "{text}");
+            assert_eq!(
+                parsed.as_duration(),
+                Duration::from_millis(millis),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn durations_refused() {
-        for text in ["", "s", "1.5h", "30m1h", "1h1h", "10x", "-5s", "1 h", "h1", "99999999999999999999s"] {
+        for text in [
+            "",
+            "s",
+            "1.5h",
+            "30m1h",
+            "1h1h",
+            "10x",
+            "-5s",
+            "1 h",
+            "h1",
+            "99999999999999999999s",
+        ] {
             let err = text.parse::<DurationSpec>().unwrap_err();
-            assert!(err.to_string().contains("invalid duration"), "{text}: {err}");
+            assert!(
+                err.to_string().contains("invalid duration"),
+                "{text}: {err}"
+            );
         }
-        assert!("30m1h".parse::<DurationSpec>().unwrap_err().to_string().contains("largest unit"));
-        assert!("10x".parse::<DurationSpec>().unwrap_err().to_string().contains("unknown unit `x`"));
+        assert!(
+            "30m1h"
+                .parse::<DurationSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("largest unit")
+        );
+        assert!(
+            "10x"
+                .parse::<DurationSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit `x`")
+        );
         assert!(
             "18446744073709551615d"
                 .parse::<DurationSpec>()
@@ -666,9 +724,18 @@ mod tests {
 
     #[test]
     fn duration_display_is_canonical() {
-        assert_eq!("1h30m".parse::<DurationSpec>().unwrap().to_string(), "1h30m");
-        assert_eq!("5400s".parse::<DurationSpec>().unwrap().to_string(), "1h30m");
-        assert_eq!("1500ms".parse::<DurationSpec>().unwrap().to_string(), "1s500ms");
+        assert_eq!(
+            "1h30m".parse::<DurationSpec>().unwrap().to_string(),
+            "1h30m"
+        );
+        assert_eq!(
+            "5400s".parse::<DurationSpec>().unwrap().to_string(),
+            "1h30m"
+        );
+        assert_eq!(
+            "1500ms".parse::<DurationSpec>().unwrap().to_string(),
+            "1s500ms"
+        );
         assert_eq!(DurationSpec::from_secs(0).to_string(), "0s");
         assert!(DurationSpec::from_secs(0).is_zero());
         assert_eq!(
@@ -697,11 +764,28 @@ mod tests {
 
     #[test]
     fn money_refused() {
-        for text in ["", "$", "-5", "$-5", "5.0000001", "five", "5 USD", "1,000", "$$5", "99999999999999999"] {
+        for text in [
+            "",
+            "$",
+            "-5",
+            "$-5",
+            "5.0000001",
+            "five",
+            "5 USD",
+            "1,000",
+            "$$5",
+            "99999999999999999",
+        ] {
             let err = text.parse::<Money>().unwrap_err();
             assert!(err.to_string().contains("invalid amount"), "{text}: {err}");
         }
-        assert!("5.0000001".parse::<Money>().unwrap_err().to_string().contains("at most 6 decimals"));
+        assert!(
+            "5.0000001"
+                .parse::<Money>()
+                .unwrap_err()
+                .to_string()
+                .contains("at most 6 decimals")
+        );
     }
 
     #[test]
@@ -714,7 +798,13 @@ mod tests {
 
     #[test]
     fn cpu_counts_parse() {
-        let cases = [("2", 2_000), ("0.5", 500), ("500m", 500), ("1.25", 1_250), ("16", 16_000)];
+        let cases = [
+            ("2", 2_000),
+            ("0.5", 500),
+            ("500m", 500),
+            ("1.25", 1_250),
+            ("16", 16_000),
+        ];
         for (text, millis) in cases {
             assert_eq!(text.parse::<CpuCount>().unwrap().millis(), millis, "{text}");
         }
@@ -723,9 +813,21 @@ mod tests {
 
     #[test]
     fn cpu_counts_refused() {
-        for text in ["", "m", "two", "0.0005", "1.5m", "2c", "-1", "99999999999999999999"] {
+        for text in [
+            "",
+            "m",
+            "two",
+            "0.0005",
+            "1.5m",
+            "2c",
+            "-1",
+            "99999999999999999999",
+        ] {
             let err = text.parse::<CpuCount>().unwrap_err();
-            assert!(err.to_string().contains("invalid CPU count"), "{text}: {err}");
+            assert!(
+                err.to_string().contains("invalid CPU count"),
+                "{text}: {err}"
+            );
         }
     }
 
@@ -761,12 +863,24 @@ mod tests {
 
     #[test]
     fn units_reject_wrong_scalars_with_a_message() {
-        assert!(yaml("timeout: 1.5\n").unwrap_err().contains("whole seconds"));
-        assert!(yaml("cost: -5\n").unwrap_err().contains("cannot be negative"));
+        assert!(
+            yaml("timeout: 1.5\n")
+                .unwrap_err()
+                .contains("whole seconds")
+        );
+        assert!(
+            yaml("cost: -5\n")
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
         assert!(yaml("cpu: -0.5\n").unwrap_err().contains("non-negative"));
         assert!(yaml("memory: [1]\n").is_err());
         assert!(yaml("memory: true\n").is_err());
         assert!(yaml("cost: .nan\n").is_err());
-        assert!(yaml("memory: 2Gx\n").unwrap_err().contains("unknown unit `Gx`"));
+        assert!(
+            yaml("memory: 2Gx\n")
+                .unwrap_err()
+                .contains("unknown unit `Gx`")
+        );
     }
 }

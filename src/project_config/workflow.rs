@@ -454,13 +454,17 @@ impl WorkflowConfig {
     /// Prompt variables defined neither by `context_keys` nor by any agent's
     /// `output`, in file order.
     pub fn undefined_variables(&self, context_keys: &[String]) -> Vec<UndefinedVariable> {
-        let outputs: HashSet<&str> = self.agents.iter().filter_map(|a| a.output.as_deref()).collect();
+        let outputs: HashSet<&str> = self
+            .agents
+            .iter()
+            .filter_map(|a| a.output.as_deref())
+            .collect();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for agent in &self.agents {
             for var in &agent.variables {
-                let defined = outputs.contains(var.name.as_str())
-                    || context_keys.iter().any(|k| *k == var.name);
+                let defined =
+                    outputs.contains(var.name.as_str()) || context_keys.contains(&var.name);
                 if !defined && seen.insert((agent.name.as_str(), var.name.as_str())) {
                     out.push(UndefinedVariable {
                         agent: agent.name.clone(),
@@ -501,7 +505,11 @@ impl WorkflowConfig {
             return;
         }
         let names = self.validate_agent_names(issues);
-        let outputs: HashSet<&str> = self.agents.iter().filter_map(|a| a.output.as_deref()).collect();
+        let outputs: HashSet<&str> = self
+            .agents
+            .iter()
+            .filter_map(|a| a.output.as_deref())
+            .collect();
         for (i, agent) in self.agents.iter().enumerate() {
             validate_agent(i, agent, &names, &outputs, issues);
         }
@@ -526,8 +534,13 @@ impl WorkflowConfig {
                 let first_line = issues
                     .map()
                     .field(&format!("agents[{first}].name"))
-                    .map_or(String::new(), |p| format!(" (first defined on line {})", p.line));
-                issues.field(path, format!("duplicate agent name `{}`{first_line}", agent.name));
+                    .map_or(String::new(), |p| {
+                        format!(" (first defined on line {})", p.line)
+                    });
+                issues.field(
+                    path,
+                    format!("duplicate agent name `{}`{first_line}", agent.name),
+                );
             } else {
                 names.insert(&agent.name, i);
             }
@@ -542,11 +555,11 @@ impl WorkflowConfig {
         reached[0] = true;
         while let Some(i) = queue.pop_front() {
             for target in self.agents[i].routes() {
-                if let Some(&j) = names.get(target) {
-                    if !reached[j] {
-                        reached[j] = true;
-                        queue.push_back(j);
-                    }
+                if let Some(&j) = names.get(target)
+                    && !reached[j]
+                {
+                    reached[j] = true;
+                    queue.push_back(j);
                 }
             }
         }
@@ -587,18 +600,21 @@ fn validate_agent(
     if agent.prompt.trim().is_empty() {
         issues.field(format!("{base}.prompt"), "the prompt is empty");
     }
-    if let Some(output) = &agent.output {
-        if !template::is_identifier(output) {
-            issues.field(
-                format!("{base}.output"),
-                format!("invalid output name `{output}`: it must be usable as `${{{output}}}`"),
-            );
-        }
+    if let Some(output) = &agent.output
+        && !template::is_identifier(output)
+    {
+        issues.field(
+            format!("{base}.output"),
+            format!("invalid output name `{output}`: it must be usable as `${{{output}}}`"),
+        );
     }
-    if let Some(action) = &agent.action {
-        if !template::is_identifier(action) {
-            issues.field(format!("{base}.action"), format!("invalid action name `{action}`"));
-        }
+    if let Some(action) = &agent.action
+        && !template::is_identifier(action)
+    {
+        issues.field(
+            format!("{base}.action"),
+            format!("invalid action name `{action}`"),
+        );
     }
     if let Some(container) = &agent.container {
         if let Some(image) = &container.base_image {
@@ -658,14 +674,17 @@ fn validate_branches(
     issues: &mut Issues<'_>,
 ) {
     if branches.is_empty() {
-        issues.field(format!("{base}.next"), "an empty list of branches: name at least one");
+        issues.field(
+            format!("{base}.next"),
+            "an empty list of branches: name at least one",
+        );
     }
     for (j, branch) in branches.iter().enumerate() {
         let path = format!("{base}.next[{j}]");
-        if let Branch::If { condition, .. } = branch {
-            if condition.trim().is_empty() {
-                issues.field(format!("{path}.if"), "the condition is empty");
-            }
+        if let Branch::If { condition, .. } = branch
+            && condition.trim().is_empty()
+        {
+            issues.field(format!("{path}.if"), "the condition is empty");
         }
         if matches!(branch, Branch::Else { .. }) && j + 1 != branches.len() {
             issues.field(
@@ -701,11 +720,17 @@ fn validate_on_error(
     }
     if on_error.action == ErrorAction::Retry {
         if on_error.max_retries == Some(0) {
-            issues.field(format!("{path}.maxRetries"), "must be at least 1 with `action: retry`");
+            issues.field(
+                format!("{path}.maxRetries"),
+                "must be at least 1 with `action: retry`",
+            );
         }
     } else {
         if on_error.max_retries.is_some() {
-            issues.field(format!("{path}.maxRetries"), "only used with `action: retry`");
+            issues.field(
+                format!("{path}.maxRetries"),
+                "only used with `action: retry`",
+            );
         }
         if on_error.backoff.is_some() {
             issues.field(format!("{path}.backoff"), "only used with `action: retry`");
@@ -729,9 +754,14 @@ impl WorkflowSettings {
             match (&trigger.kind, &trigger.endpoint) {
                 (TriggerKind::Webhook, None) => issues.field(
                     "workflow.trigger",
-                    format!("a webhook trigger needs an `endpoint`: one of {}", WEBHOOK_ENDPOINTS.join(", ")),
+                    format!(
+                        "a webhook trigger needs an `endpoint`: one of {}",
+                        WEBHOOK_ENDPOINTS.join(", ")
+                    ),
                 ),
-                (TriggerKind::Webhook, Some(endpoint)) if !WEBHOOK_ENDPOINTS.contains(&endpoint.as_str()) => {
+                (TriggerKind::Webhook, Some(endpoint))
+                    if !WEBHOOK_ENDPOINTS.contains(&endpoint.as_str()) =>
+                {
                     issues.field(
                         "workflow.trigger.endpoint",
                         format!(
@@ -759,10 +789,13 @@ impl WorkflowSettings {
         if let Some(budget) = &self.budget {
             budget.validate(issues);
         }
-        if let Some(slack) = &self.notifications.slack {
-            if slack.channel.trim().is_empty() {
-                issues.field("workflow.notifications.slack.channel", "the channel is empty");
-            }
+        if let Some(slack) = &self.notifications.slack
+            && slack.channel.trim().is_empty()
+        {
+            issues.field(
+                "workflow.notifications.slack.channel",
+                "the channel is empty",
+            );
         }
         self.safety.validate(issues);
     }
@@ -779,16 +812,19 @@ impl Budget {
                 issues.field(format!("{path}.{key}"), "must be more than $0");
             }
         }
-        if let (Some(run), Some(day)) = (self.max_cost_per_execution, self.daily_max_cost) {
-            if run > day {
-                issues.field(
-                    format!("{path}.maxCostPerExecution"),
-                    format!("{run} per execution is more than the daily maximum of {day}"),
-                );
-            }
+        if let (Some(run), Some(day)) = (self.max_cost_per_execution, self.daily_max_cost)
+            && run > day
+        {
+            issues.field(
+                format!("{path}.maxCostPerExecution"),
+                format!("{run} per execution is more than the daily maximum of {day}"),
+            );
         }
         if self.alert_at_percent.is_some_and(|p| p == 0 || p > 100) {
-            issues.field(format!("{path}.alertAtPercent"), "must be between 1 and 100");
+            issues.field(
+                format!("{path}.alertAtPercent"),
+                "must be between 1 and 100",
+            );
         }
     }
 }
@@ -805,15 +841,14 @@ impl Safety {
                 issues.field(rule_path, format!("`{}` is listed twice", rule.action));
             }
         }
-        if let Some(gate) = &self.validation {
-            if let Some(min) = gate.min_coverage {
-                if !(0.0..=100.0).contains(&min) {
-                    issues.field(
-                        format!("{path}.validation.minCoverage"),
-                        "must be a percentage between 0 and 100",
-                    );
-                }
-            }
+        if let Some(gate) = &self.validation
+            && let Some(min) = gate.min_coverage
+            && !(0.0..=100.0).contains(&min)
+        {
+            issues.field(
+                format!("{path}.validation.minCoverage"),
+                "must be a percentage between 0 and 100",
+            );
         }
     }
 }
@@ -879,9 +914,7 @@ impl WorkflowConfig {
 fn tool_is_within(tool: &str, allowed: &[String]) -> bool {
     let base = tool.split_once('(').map_or(tool, |(base, _)| base);
     allowed.iter().any(|a| {
-        a == tool
-            || a == base
-            || (a.starts_with("mcp__") && tool.starts_with(&format!("{a}__")))
+        a == tool || a == base || (a.starts_with("mcp__") && tool.starts_with(&format!("{a}__")))
     })
 }
 
@@ -998,7 +1031,10 @@ workflow:
 
     #[test]
     fn seed_example_parses() {
-        assert!(SEED.contains("${analysis_result}\n      \n"), "fixture lost its trailing blanks");
+        assert!(
+            SEED.contains("${analysis_result}\n      \n"),
+            "fixture lost its trailing blanks"
+        );
         let w = parse(SEED).unwrap();
         assert_eq!(w.name, "Code Review Workflow");
         assert_eq!(w.version.as_deref(), Some("1.0.0"));
@@ -1006,11 +1042,18 @@ workflow:
         let analyzer = &w.agents[0];
         assert_eq!(analyzer.role.as_deref(), Some("Code Analyzer"));
         assert_eq!(analyzer.container.as_ref().unwrap().tools, ["Read", "Edit"]);
-        assert!(analyzer.prompt.starts_with("Analyze the code changes in ${PR_DIFF}.\n"));
+        assert!(
+            analyzer
+                .prompt
+                .starts_with("Analyze the code changes in ${PR_DIFF}.\n")
+        );
         assert_eq!(analyzer.output.as_deref(), Some("analysis_result"));
         assert_eq!(analyzer.next, Some(Next::Agent("reviewer".into())));
         let commenter = w.agent("commenter").unwrap();
-        assert_eq!(commenter.container.as_ref().unwrap().mcp_servers, ["github"]);
+        assert_eq!(
+            commenter.container.as_ref().unwrap().mcp_servers,
+            ["github"]
+        );
         let on_error = commenter.on_error.as_ref().unwrap();
         assert_eq!(on_error.action, ErrorAction::Notify);
         assert_eq!(on_error.next.as_deref(), Some("analyzer"));
@@ -1033,7 +1076,11 @@ workflow:
         assert_eq!(slack.channel, "#code-reviews");
         assert_eq!(
             slack.notify_on,
-            [NotifyEvent::Completed, NotifyEvent::Failed, NotifyEvent::BudgetExceeded]
+            [
+                NotifyEvent::Completed,
+                NotifyEvent::Failed,
+                NotifyEvent::BudgetExceeded
+            ]
         );
         let actions: Vec<&str> = s
             .safety
@@ -1051,14 +1098,23 @@ workflow:
     fn seed_variables_are_located() {
         let w = parse(SEED).unwrap();
         let vars = |i: usize| -> Vec<(String, Option<usize>)> {
-            w.agents[i].variables().iter().map(|v| (v.name.clone(), v.line)).collect()
+            w.agents[i]
+                .variables()
+                .iter()
+                .map(|v| (v.name.clone(), v.line))
+                .collect()
         };
         assert_eq!(vars(0), [("PR_DIFF".to_owned(), Some(12))]);
-        assert_eq!(vars(1), [("analysis_result".to_owned(), Some(27))]);
+        assert_eq!(vars(1), [("analysis_result".to_owned(), Some(26))]);
         assert_eq!(
             vars(2),
-            [("PR_NUMBER".to_owned(), Some(43)), ("review_text".to_owned(), Some(44))]
+            [
+                ("PR_NUMBER".to_owned(), Some(42)),
+                ("review_text".to_owned(), Some(43))
+            ]
         );
+        let column = w.agents[2].variables()[0].column;
+        assert_eq!(column, Some(38));
     }
 
     #[test]
@@ -1070,7 +1126,7 @@ workflow:
             [UndefinedVariable {
                 agent: "commenter".into(),
                 name: "PR_NUMBER".into(),
-                line: Some(43),
+                line: Some(42),
             }]
         );
         assert!(
@@ -1086,7 +1142,7 @@ workflow:
         // asks for passing tests: that is reported.
         let err = parse_workflow_in_project(FILE, SEED, &container).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("workflow.safety.validation"));
-        assert_eq!(err.line, Some(78));
+        assert_eq!(err.line, Some(75));
         let mut container = container;
         container.test = Some(TestConfig {
             command: "cargo test".into(),
@@ -1106,26 +1162,54 @@ workflow:
                     condition: "review_text.contains('LGTM')".into(),
                     target: "commenter".into()
                 },
-                Branch::If { condition: "x".into(), target: "reviewer".into() },
-                Branch::Else { target: "fixer".into() },
+                Branch::If {
+                    condition: "x".into(),
+                    target: "reviewer".into()
+                },
+                Branch::Else {
+                    target: "fixer".into()
+                },
             ]))
         );
-        assert_eq!(w.agents[0].routes().collect::<Vec<_>>(), ["commenter", "reviewer", "fixer"]);
+        assert_eq!(
+            w.agents[0].routes().collect::<Vec<_>>(),
+            ["commenter", "reviewer", "fixer"]
+        );
     }
 
     #[test]
     fn malformed_branches_are_errors_at_their_line() {
         let head = "name: t\nagents:\n  - name: a\n    prompt: p\n    next:\n";
-        expect_error(&format!("{head}      - if: x\n"), 6, "agents[0].next[0]", "needs a `then`");
-        expect_error(&format!("{head}      - then: a\n"), 6, "agents[0].next[0]", "needs an `if`");
+        expect_error(
+            &format!("{head}      - if: x\n"),
+            6,
+            "agents[0].next[0]",
+            "needs a `then`",
+        );
+        expect_error(
+            &format!("{head}      - then: a\n"),
+            6,
+            "agents[0].next[0]",
+            "needs an `if`",
+        );
         expect_error(
             &format!("{head}      - if: x\n        else: a\n"),
             6,
             "agents[0].next[0]",
             "either `if` + `then` or `else`",
         );
-        expect_error(&format!("{head}      - {{}}\n"), 6, "agents[0].next[0]", "needs `if` and `then`, or `else`");
-        expect_error(&format!("{head}      - if: x\n        then: a\n        when: y\n"), 8, "agents[0].next[0].when", "unknown field");
+        expect_error(
+            &format!("{head}      - {{}}\n"),
+            6,
+            "agents[0].next[0]",
+            "needs `if` and `then`, or `else`",
+        );
+        expect_error(
+            &format!("{head}      - if: x\n        then: a\n        when: y\n"),
+            8,
+            "agents[0].next[0].when",
+            "unknown field",
+        );
         expect_error(&format!("{head}      - a\n"), 6, "agents[0].next[0]", "");
         expect_error(
             &format!("{head}      - else: a\n      - if: x\n        then: a\n"),
@@ -1133,9 +1217,24 @@ workflow:
             "agents[0].next[0].else",
             "must be the last branch",
         );
-        expect_error(&format!("{head}      - if: ' '\n        then: a\n"), 6, "agents[0].next[0].if", "condition is empty");
-        expect_error("name: t\nagents:\n  - name: a\n    prompt: p\n    next: []\n", 5, "agents[0].next", "empty list");
-        expect_error("name: t\nagents:\n  - name: a\n    prompt: p\n    next: {if: x}\n", 5, "agents[0].next", "");
+        expect_error(
+            &format!("{head}      - if: ' '\n        then: a\n"),
+            6,
+            "agents[0].next[0].if",
+            "condition is empty",
+        );
+        expect_error(
+            "name: t\nagents:\n  - name: a\n    prompt: p\n    next: []\n",
+            5,
+            "agents[0].next",
+            "empty list",
+        );
+        expect_error(
+            "name: t\nagents:\n  - name: a\n    prompt: p\n    next: {if: x}\n",
+            5,
+            "agents[0].next",
+            "",
+        );
     }
 
     #[test]
@@ -1186,19 +1285,35 @@ workflow:
             "agent `orphan` is never reached",
         );
         // Reachable through onError.next only: fine.
-        parse(&two_agents("    onError:\n      action: retry\n      next: c\n  - name: c\n    prompt: c\n")).unwrap();
+        parse(&two_agents(
+            "    onError:\n      action: retry\n      next: c\n  - name: c\n    prompt: c\n",
+        ))
+        .unwrap();
         // Reachable through a branch only: fine.
-        parse(&two_agents("    next:\n      - if: x\n        then: c\n  - name: c\n    prompt: c\n")).unwrap();
+        parse(&two_agents(
+            "    next:\n      - if: x\n        then: c\n  - name: c\n    prompt: c\n",
+        ))
+        .unwrap();
     }
 
     #[test]
     fn variables_that_can_never_be_defined() {
         let text = "name: t\nagents:\n  - name: a\n    prompt: |\n      first line\n      uses ${PR_DIFF} and ${out_b}\n      then ${analysis}\n    output: out_a\n    next: b\n  - name: b\n    prompt: \"${out_a}\"\n    output: out_b\n";
-        let err = expect_error(text, 7, "agents[0].prompt", "`${analysis}` is never defined");
+        let err = expect_error(
+            text,
+            7,
+            "agents[0].prompt",
+            "`${analysis}` is never defined",
+        );
         assert_eq!(err.column, Some(12));
         // A typo of an output gets a hint.
         let text = "name: t\nagents:\n  - name: a\n    prompt: x\n    output: review_text\n    next: b\n  - name: b\n    prompt: 'post ${review_txt}'\n";
-        expect_error(text, 8, "agents[1].prompt", "did you mean `${review_text}`?");
+        expect_error(
+            text,
+            8,
+            "agents[1].prompt",
+            "did you mean `${review_text}`?",
+        );
         // Escaped and non-identifier forms are text.
         parse("name: t\nagents:\n  - name: a\n    prompt: 'say $${literal} and ${not valid} ${x:-y}'\n").unwrap();
     }
@@ -1206,15 +1321,35 @@ workflow:
     #[test]
     fn agent_fields_are_checked() {
         let head = "name: t\nagents:\n  - name: a\n";
-        expect_error(&format!("{head}    prompt: ' '\n"), 4, "agents[0].prompt", "empty");
-        expect_error(&format!("{head}    role: r\n"), 3, "agents[0]", "missing field `prompt`");
-        expect_error(&format!("{head}    prompt: p\n    output: my-result\n"), 5, "agents[0].output", "invalid output name");
-        expect_error(&format!("{head}    prompt: p\n    action: merge pr\n"), 5, "agents[0].action", "invalid action name");
+        expect_error(
+            &format!("{head}    prompt: ' '\n"),
+            4,
+            "agents[0].prompt",
+            "empty",
+        );
+        expect_error(
+            &format!("{head}    role: r\n"),
+            3,
+            "agents[0]",
+            "missing field `prompt`",
+        );
+        expect_error(
+            &format!("{head}    prompt: p\n    output: my-result\n"),
+            5,
+            "agents[0].output",
+            "invalid output name",
+        );
+        expect_error(
+            &format!("{head}    prompt: p\n    action: merge pr\n"),
+            5,
+            "agents[0].action",
+            "invalid action name",
+        );
         expect_error(
             &format!("{head}    prompt: p\n    container:\n      tools: [Read, Rite]\n"),
             6,
             "agents[0].container.tools[1]",
-            "unknown tool `Rite` (did you mean `Read`?)",
+            "unknown tool `Rite` (did you mean `Write`?)",
         );
         expect_error(
             &format!("{head}    prompt: p\n    container:\n      mcpServers: ['a b']\n"),
@@ -1228,86 +1363,240 @@ workflow:
             "agents[0].container.image",
             "unknown field `image`",
         );
-        expect_error("name: t\nagents:\n  - name: 'a b'\n    prompt: p\n", 3, "agents[0].name", "invalid agent name");
+        expect_error(
+            "name: t\nagents:\n  - name: 'a b'\n    prompt: p\n",
+            3,
+            "agents[0].name",
+            "invalid agent name",
+        );
         expect_error("name: t\nagents: []\n", 2, "agents", "at least one agent");
-        expect_error("name: ''\nagents:\n  - name: a\n    prompt: p\n", 1, "name", "empty");
-        expect_error("agents:\n  - name: a\n    prompt: p\n", 1, "", "missing field `name`");
+        expect_error(
+            "name: ''\nagents:\n  - name: a\n    prompt: p\n",
+            1,
+            "name",
+            "empty",
+        );
+        expect_error(
+            "agents:\n  - name: a\n    prompt: p\n",
+            1,
+            "",
+            "missing field `name`",
+        );
     }
 
     #[test]
     fn on_error_rules() {
         let head = "name: t\nagents:\n  - name: a\n    prompt: p\n    onError:\n";
-        let w = parse(&format!("{head}      action: retry\n      retries: 3\n      backoff: 30s\n")).unwrap();
+        let w = parse(&format!(
+            "{head}      action: retry\n      retries: 3\n      backoff: 30s\n"
+        ))
+        .unwrap();
         let on_error = w.agents[0].on_error.as_ref().unwrap();
         assert_eq!(on_error.max_retries, Some(3));
         assert_eq!(on_error.backoff, Some(DurationSpec::from_secs(30)));
         parse(&format!("{head}      action: continue\n")).unwrap();
-        expect_error(&format!("{head}      action: explode\n"), 6, "agents[0].onError.action", "explode");
-        expect_error(&format!("{head}      action: fail\n      next: a\n"), 7, "agents[0].onError.next", "never be used");
-        expect_error(&format!("{head}      action: retry\n      maxRetries: 0\n"), 7, "agents[0].onError.maxRetries", "at least 1");
-        expect_error(&format!("{head}      action: notify\n      maxRetries: 2\n"), 7, "agents[0].onError.maxRetries", "only used with");
-        expect_error(&format!("{head}      action: notify\n      backoff: 5s\n"), 7, "agents[0].onError.backoff", "only used with");
-        expect_error(&format!("{head}      action: retry\n      backoff: 5x\n"), 7, "agents[0].onError.backoff", "invalid duration");
-        expect_error(&format!("{head}      action: retry\n      retries: 1\n      maxRetries: 2\n"), 8, "agents[0].onError", "duplicate");
+        expect_error(
+            &format!("{head}      action: explode\n"),
+            6,
+            "agents[0].onError.action",
+            "explode",
+        );
+        expect_error(
+            &format!("{head}      action: fail\n      next: a\n"),
+            7,
+            "agents[0].onError.next",
+            "never be used",
+        );
+        expect_error(
+            &format!("{head}      action: retry\n      maxRetries: 0\n"),
+            7,
+            "agents[0].onError.maxRetries",
+            "at least 1",
+        );
+        expect_error(
+            &format!("{head}      action: notify\n      maxRetries: 2\n"),
+            7,
+            "agents[0].onError.maxRetries",
+            "only used with",
+        );
+        expect_error(
+            &format!("{head}      action: notify\n      backoff: 5s\n"),
+            7,
+            "agents[0].onError.backoff",
+            "only used with",
+        );
+        expect_error(
+            &format!("{head}      action: retry\n      backoff: 5x\n"),
+            7,
+            "agents[0].onError.backoff",
+            "invalid duration",
+        );
+        expect_error(
+            &format!("{head}      action: retry\n      retries: 1\n      maxRetries: 2\n"),
+            5,
+            "agents[0].onError",
+            "duplicate",
+        );
     }
 
     #[test]
     fn settings_rules() {
         let head = "name: t\nagents:\n  - name: a\n    prompt: p\nworkflow:\n";
-        expect_error(&format!("{head}  maxIterations: 0\n"), 6, "workflow.maxIterations", "at least 1");
-        expect_error(&format!("{head}  maxConsecutiveFailures: 0\n"), 6, "workflow.maxConsecutiveFailures", "at least 1");
-        expect_error(&format!("{head}  maxRuntime: 0s\n"), 6, "workflow.maxRuntime", "greater than zero");
-        expect_error(&format!("{head}  maxRuntime: forever\n"), 6, "workflow.maxRuntime", "invalid duration");
-        expect_error(&format!("{head}  maxIteration: 3\n"), 6, "workflow.maxIteration", "unknown field");
-        expect_error(&format!("{head}  trigger:\n    type: webhook\n"), 6, "workflow.trigger", "needs an `endpoint`");
+        expect_error(
+            &format!("{head}  maxIterations: 0\n"),
+            6,
+            "workflow.maxIterations",
+            "at least 1",
+        );
+        expect_error(
+            &format!("{head}  maxConsecutiveFailures: 0\n"),
+            6,
+            "workflow.maxConsecutiveFailures",
+            "at least 1",
+        );
+        expect_error(
+            &format!("{head}  maxRuntime: 0s\n"),
+            6,
+            "workflow.maxRuntime",
+            "greater than zero",
+        );
+        expect_error(
+            &format!("{head}  maxRuntime: forever\n"),
+            6,
+            "workflow.maxRuntime",
+            "invalid duration",
+        );
+        expect_error(
+            &format!("{head}  maxIteration: 3\n"),
+            6,
+            "workflow.maxIteration",
+            "unknown field",
+        );
+        expect_error(
+            &format!("{head}  trigger:\n    type: webhook\n"),
+            6,
+            "workflow.trigger",
+            "needs an `endpoint`",
+        );
         expect_error(
             &format!("{head}  trigger:\n    type: webhook\n    endpoint: /webhook/gitlab\n"),
             8,
             "workflow.trigger.endpoint",
             "unknown webhook endpoint",
         );
-        expect_error(&format!("{head}  trigger:\n    type: manual\n    endpoint: /x\n"), 8, "workflow.trigger.endpoint", "only a webhook");
-        expect_error(&format!("{head}  trigger:\n    type: cron\n"), 7, "workflow.trigger.type", "cron");
+        expect_error(
+            &format!("{head}  trigger:\n    type: manual\n    endpoint: /x\n"),
+            8,
+            "workflow.trigger.endpoint",
+            "only a webhook",
+        );
+        expect_error(
+            &format!("{head}  trigger:\n    type: cron\n"),
+            7,
+            "workflow.trigger.type",
+            "cron",
+        );
         parse(&format!("{head}  trigger:\n    type: api\n")).unwrap();
     }
 
     #[test]
     fn budget_rules() {
         let head = "name: t\nagents:\n  - name: a\n    prompt: p\nworkflow:\n  budget:\n";
-        expect_error(&format!("{head}    maxCostPerExecution: $0\n"), 7, "workflow.budget.maxCostPerExecution", "more than $0");
-        expect_error(&format!("{head}    dailyMaxCost: 0\n"), 7, "workflow.budget.dailyMaxCost", "more than $0");
+        expect_error(
+            &format!("{head}    maxCostPerExecution: $0\n"),
+            7,
+            "workflow.budget.maxCostPerExecution",
+            "more than $0",
+        );
+        expect_error(
+            &format!("{head}    dailyMaxCost: 0\n"),
+            7,
+            "workflow.budget.dailyMaxCost",
+            "more than $0",
+        );
         expect_error(
             &format!("{head}    maxCostPerExecution: $60\n    dailyMaxCost: $50.00\n"),
             7,
             "workflow.budget.maxCostPerExecution",
             "$60.00 per execution is more than the daily maximum of $50.00",
         );
-        expect_error(&format!("{head}    alertAtPercent: 0\n"), 7, "workflow.budget.alertAtPercent", "between 1 and 100");
-        expect_error(&format!("{head}    alertAtPercent: 150\n"), 7, "workflow.budget.alertAtPercent", "between 1 and 100");
-        expect_error(&format!("{head}    alertAtPercent: 300\n"), 7, "workflow.budget.alertAtPercent", "");
-        expect_error(&format!("{head}    maxCostPerExecution: five\n"), 7, "workflow.budget.maxCostPerExecution", "invalid amount");
-        expect_error(&format!("{head}    maxCostPerExecutoin: $5\n"), 7, "workflow.budget.maxCostPerExecutoin", "unknown field");
+        expect_error(
+            &format!("{head}    alertAtPercent: 0\n"),
+            7,
+            "workflow.budget.alertAtPercent",
+            "between 1 and 100",
+        );
+        expect_error(
+            &format!("{head}    alertAtPercent: 150\n"),
+            7,
+            "workflow.budget.alertAtPercent",
+            "between 1 and 100",
+        );
+        expect_error(
+            &format!("{head}    alertAtPercent: 300\n"),
+            7,
+            "workflow.budget.alertAtPercent",
+            "",
+        );
+        expect_error(
+            &format!("{head}    maxCostPerExecution: five\n"),
+            7,
+            "workflow.budget.maxCostPerExecution",
+            "invalid amount",
+        );
+        expect_error(
+            &format!("{head}    maxCostPerExecutoin: $5\n"),
+            7,
+            "workflow.budget.maxCostPerExecutoin",
+            "unknown field",
+        );
         let w = parse(&format!("{head}    maxCostPerExecution: 2.5\n")).unwrap();
-        assert_eq!(w.workflow.budget.unwrap().max_cost_per_execution, Some(Money::from_cents(250)));
+        assert_eq!(
+            w.workflow.budget.unwrap().max_cost_per_execution,
+            Some(Money::from_cents(250))
+        );
     }
 
     #[test]
     fn notification_and_safety_rules() {
         let head = "name: t\nagents:\n  - name: a\n    prompt: p\nworkflow:\n";
-        let w = parse(&format!("{head}  notifications:\n    slack:\n      channel: C012AB3CD\n    github: {{}}\n")).unwrap();
+        let w = parse(&format!(
+            "{head}  notifications:\n    slack:\n      channel: C012AB3CD\n    github: {{}}\n"
+        ))
+        .unwrap();
         let n = &w.workflow.notifications;
-        assert_eq!(n.slack.as_ref().unwrap().notify_on, [NotifyEvent::Completed, NotifyEvent::Failed]);
-        assert_eq!(n.github.as_ref().unwrap().notify_on, [NotifyEvent::Completed, NotifyEvent::Failed]);
-        expect_error(&format!("{head}  notifications:\n    slack:\n      channel: ''\n"), 8, "workflow.notifications.slack.channel", "empty");
+        assert_eq!(
+            n.slack.as_ref().unwrap().notify_on,
+            [NotifyEvent::Completed, NotifyEvent::Failed]
+        );
+        assert_eq!(
+            n.github.as_ref().unwrap().notify_on,
+            [NotifyEvent::Completed, NotifyEvent::Failed]
+        );
         expect_error(
-            &format!("{head}  notifications:\n    slack:\n      channel: x\n      notifyOn: [done]\n"),
+            &format!("{head}  notifications:\n    slack:\n      channel: ''\n"),
+            8,
+            "workflow.notifications.slack.channel",
+            "empty",
+        );
+        expect_error(
+            &format!(
+                "{head}  notifications:\n    slack:\n      channel: x\n      notifyOn: [done]\n"
+            ),
             9,
             "workflow.notifications.slack.notifyOn[0]",
             "done",
         );
-        expect_error(&format!("{head}  notifications:\n    email: {{}}\n"), 7, "workflow.notifications.email", "unknown field");
         expect_error(
-            &format!("{head}  safety:\n    requireHumanApprovalFor:\n      - action: deploy\n      - action: deploy\n"),
+            &format!("{head}  notifications:\n    email: {{}}\n"),
+            7,
+            "workflow.notifications.email",
+            "unknown field",
+        );
+        expect_error(
+            &format!(
+                "{head}  safety:\n    requireHumanApprovalFor:\n      - action: deploy\n      - action: deploy\n"
+            ),
             9,
             "workflow.safety.requireHumanApprovalFor[1].action",
             "listed twice",
@@ -1324,8 +1613,14 @@ workflow:
             "workflow.safety.validation.minCoverage",
             "between 0 and 100",
         );
-        let w = parse(&format!("{head}  safety:\n    validation:\n      minCoverage: 72.5\n")).unwrap();
-        assert_eq!(w.workflow.safety.validation.unwrap().min_coverage, Some(72.5));
+        let w = parse(&format!(
+            "{head}  safety:\n    validation:\n      minCoverage: 72.5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            w.workflow.safety.validation.unwrap().min_coverage,
+            Some(72.5)
+        );
     }
 
     #[test]
@@ -1336,30 +1631,55 @@ workflow:
         )
         .unwrap();
         let text = |tools: &str, servers: &str| {
-            format!("name: t\nagents:\n  - name: a\n    prompt: p\n    container:\n      tools: {tools}\n      mcpServers: {servers}\n")
+            format!(
+                "name: t\nagents:\n  - name: a\n    prompt: p\n    container:\n      tools: {tools}\n      mcpServers: {servers}\n"
+            )
         };
-        parse_workflow_in_project(FILE, &text("[Read, 'Bash(git:*)', mcp__github__get_issue]", "[github]"), &container).unwrap();
-        let err = parse_workflow_in_project(FILE, &text("[Read, Write]", "[]"), &container).unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (Some(6), Some("agents[0].container.tools[1]")));
+        parse_workflow_in_project(
+            FILE,
+            &text("[Read, 'Bash(git:*)', mcp__github__get_issue]", "[github]"),
+            &container,
+        )
+        .unwrap();
+        let err =
+            parse_workflow_in_project(FILE, &text("[Read, Write]", "[]"), &container).unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (Some(6), Some("agents[0].container.tools[1]"))
+        );
         assert!(err.message.contains("not allowed"), "{err}");
-        let err = parse_workflow_in_project(FILE, &text("[]", "[github, linear]"), &container).unwrap_err();
-        assert_eq!((err.line, err.field.as_deref()), (Some(7), Some("agents[0].container.mcpServers[1]")));
+        let err = parse_workflow_in_project(FILE, &text("[]", "[github, linear]"), &container)
+            .unwrap_err();
+        assert_eq!(
+            (err.line, err.field.as_deref()),
+            (Some(7), Some("agents[0].container.mcpServers[1]"))
+        );
         let mut open = container.clone();
         open.tools.allowed = None;
         let err = parse_workflow_in_project(FILE, &text("[WebFetch]", "[]"), &open).unwrap_err();
         assert!(err.message.contains("disallowed"), "{err}");
         // A coverage gate needs a coverage command.
         let mut with_tests = open.clone();
-        with_tests.test = Some(TestConfig { command: "make test".into(), coverage: None });
+        with_tests.test = Some(TestConfig {
+            command: "make test".into(),
+            coverage: None,
+        });
         let gated = "name: t\nagents:\n  - name: a\n    prompt: p\nworkflow:\n  safety:\n    validation:\n      minCoverage: 80\n";
         let err = parse_workflow_in_project(FILE, gated, &with_tests).unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("workflow.safety.validation.minCoverage"));
+        assert_eq!(
+            err.field.as_deref(),
+            Some("workflow.safety.validation.minCoverage")
+        );
         assert_eq!(err.line, Some(8));
     }
 
     #[test]
     fn tool_containment() {
-        let allowed = ["Bash".to_owned(), "mcp__github".to_owned(), "Read(src/**)".to_owned()];
+        let allowed = [
+            "Bash".to_owned(),
+            "mcp__github".to_owned(),
+            "Read(src/**)".to_owned(),
+        ];
         assert!(tool_is_within("Bash(git:*)", &allowed));
         assert!(tool_is_within("mcp__github__get_issue", &allowed));
         assert!(tool_is_within("Read(src/**)", &allowed));

@@ -88,12 +88,24 @@ pub(crate) fn parse_document<T: DeserializeOwned>(
             })
         },
     );
-    result.map_err(|e| syntax_error(file, path.as_deref(), &e))
+    result.map_err(|e| syntax_error(file, text, path.as_deref(), &e))
 }
 
-/// Turns a serde-saphyr error into a [`ConfigError`] at its location.
-fn syntax_error(file: &str, path: Option<&str>, error: &serde_saphyr::Error) -> ConfigError {
-    let pos = error.location().and_then(Pos::from_location);
+/// Turns a serde-saphyr error into a [`ConfigError`].
+///
+/// Placed at the node its path names when the document has that node (for a
+/// missing field that is the mapping lacking it, where the parser would point
+/// at its last key), else where the parser stopped.
+fn syntax_error(
+    file: &str,
+    text: &str,
+    path: Option<&str>,
+    error: &serde_saphyr::Error,
+) -> ConfigError {
+    let indexed = path
+        .filter(|p| !p.contains('?') && *p != ".")
+        .and_then(|p| SourceMap::build(text).exact(p));
+    let pos = indexed.or_else(|| error.location().and_then(Pos::from_location));
     let message = if matches!(
         error.without_snippet(),
         serde_saphyr::Error::MultipleDocuments { .. }
@@ -125,7 +137,8 @@ fn clean_path(path: &str) -> Option<String> {
     (!known.is_empty()).then(|| known.to_owned())
 }
 
-/// serde-saphyr's English messages without the " at line X, column Y" suffix:
+/// serde-saphyr's messages for users (no developer hints such as option
+/// names), without the " at line X, column Y" suffix:
 /// [`ConfigError`] carries the location in its own fields.
 struct PlainMessages;
 
@@ -151,7 +164,7 @@ impl MessageFormatter for PlainMessages {
     }
 
     fn format_message<'a>(&self, error: &'a serde_saphyr::Error) -> Cow<'a, str> {
-        serde_saphyr::DefaultMessageFormatter.format_message(error)
+        serde_saphyr::UserMessageFormatter.format_message(error)
     }
 }
 
@@ -217,13 +230,18 @@ impl SourceMap {
     pub fn field(&self, path: &str) -> Option<Pos> {
         let mut current = path;
         loop {
-            if let Some(entry) = self.entries.get(current) {
-                if let Some(pos) = entry.key.or(entry.value) {
-                    return Some(pos);
-                }
+            if let Some(entry) = self.entries.get(current)
+                && let Some(pos) = entry.key.or(entry.value)
+            {
+                return Some(pos);
             }
             current = parent(current)?;
         }
+    }
+
+    /// Position of the node at exactly `path`: its key, else its value.
+    pub fn exact(&self, path: &str) -> Option<Pos> {
+        self.entries.get(path).and_then(|e| e.key.or(e.value))
     }
 
     /// Position of the value at exactly `path`.
@@ -256,7 +274,7 @@ impl SourceMap {
     }
 }
 
-/// `agents[2].next` → `agents[2]` → `agents` → `` → `None`.
+/// `agents[2].next` → `agents[2]` → `agents` → the root (`""`) → `None`.
 fn parent(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
@@ -451,12 +469,8 @@ impl<'a> Issues<'a> {
 
     /// All problems, first in the file first (problems without a line last).
     pub fn into_sorted(mut self) -> Vec<ConfigError> {
-        self.found.sort_by_key(|e| {
-            (
-                e.line.unwrap_or(usize::MAX),
-                e.column.unwrap_or(usize::MAX),
-            )
-        });
+        self.found
+            .sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(usize::MAX)));
         self.found
     }
 
@@ -475,6 +489,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only the errors are tested")]
     struct Doc {
         name: String,
         #[serde(default)]
@@ -484,6 +499,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only the errors are tested")]
     struct Item {
         a: String,
     }
@@ -495,7 +511,7 @@ mod tests {
     #[test]
     fn typed_errors_carry_line_column_and_path() {
         let e = err("name: x\nitems:\n  - a: b\n  - a: [1]\n");
-        assert_eq!((e.line, e.column), (Some(4), Some(8)));
+        assert_eq!((e.line, e.column), (Some(4), Some(5)));
         assert_eq!(e.field.as_deref(), Some("items[1].a"));
         assert_eq!(e.kind, ConfigErrorKind::Syntax);
         assert!(!e.message.contains("line"), "{}", e.message);
@@ -504,6 +520,20 @@ mod tests {
         assert_eq!(e.line, Some(3));
         assert_eq!(e.field.as_deref(), Some("items[0].b"));
         assert!(e.message.contains("unknown field `b`"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_fields_point_at_the_mapping() {
+        let e = err("name: x\nitems:\n  - a: b\n  - {}\n");
+        assert_eq!((e.line, e.column), (Some(4), Some(5)));
+        assert_eq!(e.field.as_deref(), Some("items[1]"));
+    }
+
+    #[test]
+    fn syntax_errors_use_the_parser_location() {
+        let e = err("name: x\nitems:\n  - a: [b\n");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.kind, ConfigErrorKind::Syntax);
     }
 
     #[test]
@@ -541,7 +571,11 @@ mod tests {
     #[test]
     fn empty_documents_are_none() {
         assert!(parse_document::<Doc>("f", "").unwrap().is_none());
-        assert!(parse_document::<Doc>("f", "# only a comment\n").unwrap().is_none());
+        assert!(
+            parse_document::<Doc>("f", "# only a comment\n")
+                .unwrap()
+                .is_none()
+        );
         assert!(parse_document::<Doc>("f", "~\n").unwrap().is_none());
     }
 
@@ -570,7 +604,10 @@ mod tests {
         assert_eq!(at("items"), Some((2, 1)));
         assert_eq!(at("items[1]"), Some((4, 7)));
         assert_eq!(at("items[1].a"), Some((4, 7)));
-        assert_eq!(map.value("items[1].a").map(|p| (p.line, p.column)), Some((4, 10)));
+        assert_eq!(
+            map.value("items[1].a").map(|p| (p.line, p.column)),
+            Some((4, 10))
+        );
         assert_eq!(at("nested.deep.k[1]"), Some((7, 12)));
         // Missing fields fall back to the nearest enclosing node.
         assert_eq!(at("nested.deep.missing"), Some((6, 3)));

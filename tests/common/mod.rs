@@ -1,0 +1,375 @@
+//! Test harness: a fresh database per test on each backend, the API on
+//! port 0, workers in-process or as separate OS processes, and the test
+//! agent in place of the `claude` CLI.
+//!
+//! Backends: SQLite always; MariaDB and PostgreSQL when
+//! `CCS_TEST_MYSQL_URL` / `CCS_TEST_POSTGRES_URL` name a server
+//! (`scripts/db/start-all.sh` starts both). With `CCS_REQUIRE_ALL_BACKENDS=1`
+//! (CI) a missing server fails the test instead of skipping it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ccs::db::{Backend, Database};
+use ccs::executions::SubmitLimits;
+use ccs::http::{AppState, router};
+use ccs::runner::process::ProcessRunner;
+use ccs::settings::{RunnerKind, WorkerArgs};
+use ccs::store::{Permission, Store};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+
+/// A database created for one test, dropped with it where possible.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when the backend's server is not
+    /// configured (and not required).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        let name = format!("ccs_t_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("ccs.db").display());
+                Some(TestDb {
+                    backend,
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::MySql | Backend::Postgres => {
+                let var = if backend == Backend::MySql {
+                    "CCS_TEST_MYSQL_URL"
+                } else {
+                    "CCS_TEST_POSTGRES_URL"
+                };
+                let Ok(admin) = std::env::var(var) else {
+                    if std::env::var("CCS_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") {
+                        panic!("{var} is not set but CCS_REQUIRE_ALL_BACKENDS=1");
+                    }
+                    eprintln!("skipping: {var} not set");
+                    return None;
+                };
+                sqlx::any::install_default_drivers();
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach {backend} at {admin}: {e}"));
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Some(TestDb {
+                    backend,
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+/// The test agent binary (built with the workspace).
+pub fn test_agent() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_ccs"));
+    let path = exe.with_file_name("ccs-test-agent");
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "ccs-test-agent"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the test agent failed");
+    }
+    path
+}
+
+pub fn ccs_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ccs"))
+}
+
+/// A running API (and optionally an in-process worker) on a fresh database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub database: Database,
+    pub store: Store,
+    pub addr: std::net::SocketAddr,
+    pub admin_key: String,
+    pub project_id: i64,
+    pub project_dir: tempfile::TempDir,
+    pub work_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    pub stop: CancellationToken,
+    worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub in_process_worker: bool,
+    pub container_yaml: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            in_process_worker: true,
+            container_yaml: None,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+pub fn worker_args(work_dir: &Path) -> WorkerArgs {
+    WorkerArgs {
+        concurrency: 4,
+        agent_command: test_agent().display().to_string(),
+        runner: RunnerKind::Process,
+        default_timeout: Duration::from_secs(60),
+        heartbeat_interval: Duration::from_secs(1),
+        missed_heartbeats: 3,
+        poll_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(5),
+        work_dir: Some(work_dir.to_path_buf()),
+        pass_env: vec!["CCS_TEST_AGENT_RECORD".into()],
+        worker_listen: "127.0.0.1:0".parse().unwrap(),
+    }
+}
+
+pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
+    let db = TestDb::new(backend).await?;
+    let database = Database::connect(&db.url, 16).await.expect("connect");
+    database.migrate().await.expect("migrate");
+    let store = Store::new(database.store.clone(), backend);
+    let admin = ccs::auth::issue_key(&store, "admin", &[Permission::Admin], None)
+        .await
+        .expect("admin key");
+    let project_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(project_dir.path().join("README.md"), "a test project\n").unwrap();
+    if let Some(yaml) = &options.container_yaml {
+        std::fs::create_dir_all(project_dir.path().join(".claude")).unwrap();
+        std::fs::write(project_dir.path().join(".claude/container.yaml"), yaml).unwrap();
+    }
+    let project = ccs::projects::register(
+        &store,
+        ccs::projects::NewProjectRequest {
+            name: "demo".into(),
+            path: project_dir.path().to_path_buf(),
+            description: None,
+            container: None,
+            workflow: None,
+        },
+    )
+    .await
+    .expect("project");
+    let stop = CancellationToken::new();
+    let state = AppState {
+        store: store.clone(),
+        limits: SubmitLimits {
+            max_prompt_bytes: 16 * 1024,
+        },
+    };
+    let app = router(state, options.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let api_stop = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { api_stop.cancelled().await })
+            .await;
+    });
+    let work_dir = tempfile::tempdir().expect("tempdir");
+    let worker = if options.in_process_worker {
+        let args = worker_args(work_dir.path());
+        let runner = Arc::new(ProcessRunner {
+            command: vec![test_agent().display().to_string()],
+            work_dir: work_dir.path().to_path_buf(),
+            pass_env: args.pass_env.clone(),
+        });
+        let database = database.clone();
+        let stop = stop.clone();
+        Some(tokio::spawn(async move {
+            ccs::worker::run(&database, &args, runner, stop)
+                .await
+                .expect("worker");
+        }))
+    } else {
+        None
+    };
+    Some(TestApp {
+        db,
+        database,
+        store,
+        addr,
+        admin_key: admin.key,
+        project_id: project.id,
+        project_dir,
+        work_dir,
+        client: reqwest::Client::new(),
+        stop,
+        worker,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn key(&self, permissions: &[Permission]) -> String {
+        ccs::auth::issue_key(&self.store, "k", permissions, None)
+            .await
+            .unwrap()
+            .key
+    }
+
+    /// POST /webhook/execute with the admin key; returns the execution id.
+    pub async fn submit(&self, prompt: &str) -> String {
+        let res = self
+            .client
+            .post(self.url("/webhook/execute"))
+            .bearer_auth(&self.admin_key)
+            .json(&json!({ "projectId": self.project_id, "prompt": prompt, "source": "custom" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{:?}", res.text().await);
+        let body: Value = res.json().await.unwrap();
+        body["executionId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the execution is terminal; panics after `within`.
+    pub async fn wait_terminal(&self, id: &str, within: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, e) = self.get(&format!("/api/v1/executions/{id}")).await;
+            let status = e["status"].as_str().unwrap_or_default().to_owned();
+            if !["queued", "running", ""].contains(&status.as_str()) {
+                return e;
+            }
+            assert!(
+                start.elapsed() < within,
+                "execution {id} still {status} after {within:?}: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(w) = self.worker.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        self.database.close().await;
+    }
+}
+
+/// A `ccs worker` OS process on the app's database.
+pub struct WorkerProcess {
+    pub child: tokio::process::Child,
+}
+
+impl WorkerProcess {
+    pub fn spawn(app: &TestApp, concurrency: usize) -> WorkerProcess {
+        Self::spawn_with(app, concurrency, None)
+    }
+
+    /// A worker whose agents append what they were given to `record`.
+    pub fn spawn_recording(app: &TestApp, concurrency: usize, record: &Path) -> WorkerProcess {
+        Self::spawn_with(app, concurrency, Some(record))
+    }
+
+    fn spawn_with(app: &TestApp, concurrency: usize, record: Option<&Path>) -> WorkerProcess {
+        let mut cmd = tokio::process::Command::new(ccs_bin());
+        if let Some(record) = record {
+            cmd.env("CCS_TEST_AGENT_RECORD", record)
+                .env("CCS_PASS_ENV", "CCS_TEST_AGENT_RECORD");
+        }
+        let child = cmd
+            .args(["worker", "--concurrency", &concurrency.to_string()])
+            .args(["--worker-listen", "127.0.0.1:0"])
+            .args(["--heartbeat-interval", "1s", "--missed-heartbeats", "3"])
+            .args(["--poll-interval", "50ms"])
+            .env("CCS_DATABASE_URL", &app.db.url)
+            .env("CCS_AGENT_COMMAND", test_agent())
+            .env("CCS_WORK_DIR", app.work_dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn worker");
+        WorkerProcess { child }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    pub fn term(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+/// Runs a test body on every backend: `backend_tests!(name, |backend| async { … })`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                $body(ccs::db::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                $body(ccs::db::Backend::MySql).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $body(ccs::db::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Whether any process whose command line contains `needle` is alive.
+pub fn process_alive(needle: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // Zombies (state Z) are dead, merely not yet reaped.
+        let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
+        !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
+    })
+}

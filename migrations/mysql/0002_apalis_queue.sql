@@ -21,8 +21,8 @@ CREATE TABLE IF NOT EXISTS workers (
 CREATE INDEX WTIdx ON workers (worker_type);
 CREATE INDEX LSIdx ON workers (last_seen);
 
+-- Column order matters: apalis-mysql maps `SELECT *` rows by position.
 CREATE TABLE IF NOT EXISTS jobs (
-    job LONGBLOB NOT NULL,
     id VARCHAR(36) NOT NULL,
     job_type VARCHAR(200) NOT NULL,
     status VARCHAR(20) NOT NULL DEFAULT 'Pending',
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lock_by VARCHAR(36) DEFAULT NULL,
     done_at TIMESTAMP NULL,
     priority INTEGER NOT NULL DEFAULT 0,
+    job LONGBLOB NOT NULL,
     metadata JSON NULL,
     idempotency_key VARCHAR(36),
     PRIMARY KEY (id)

@@ -1088,6 +1088,12 @@ security:
         );
         expect_error("test:\n  command: ''\n", 2, "test.command", "empty");
         expect_error(
+            "test:\n  command: make\n  coverage: ''\n",
+            3,
+            "test.coverage",
+            "empty",
+        );
+        expect_error(
             "test:\n  coverage: x\n",
             1,
             "test",

@@ -214,7 +214,7 @@ impl<'de> Deserialize<'de> for Branch {
     }
 }
 
-/// `agents[].onError`.
+/// `agents[].onError.action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ErrorAction {
@@ -1369,6 +1369,12 @@ workflow:
             "agents[0].name",
             "invalid agent name",
         );
+        expect_error(
+            &format!("{head}    prompt: p\n    container:\n      baseImage: 'my image'\n"),
+            6,
+            "agents[0].container.baseImage",
+            "invalid image reference",
+        );
         expect_error("name: t\nagents: []\n", 2, "agents", "at least one agent");
         expect_error(
             "name: ''\nagents:\n  - name: a\n    prompt: p\n",
@@ -1600,6 +1606,12 @@ workflow:
             9,
             "workflow.safety.requireHumanApprovalFor[1].action",
             "listed twice",
+        );
+        expect_error(
+            &format!("{head}  safety:\n    requireHumanApprovalFor:\n      - action: merge pr\n"),
+            8,
+            "workflow.safety.requireHumanApprovalFor[0].action",
+            "invalid action name",
         );
         expect_error(
             &format!("{head}  safety:\n    requireHumanApprovalFor:\n      - deploy\n"),

@@ -377,7 +377,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .map(|r| Ok((text(r, "status")?, r.try_get::<i64, _>(1)?)))
             .collect()
     }
 
@@ -426,8 +426,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get::<String, _>(0)?,
-                    r.try_get::<String, _>(1)?,
+                    text(r, "job_type")?,
+                    text(r, "status")?,
                     r.try_get::<i64, _>(2)?,
                 ))
             })
@@ -475,4 +475,25 @@ where
 {
     row.try_get(col)
         .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+/// A text column. MySQL reports `TEXT` columns as `BLOB` through the `Any`
+/// driver, so bytes are accepted too (and must be UTF-8).
+fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    match row.try_get::<Option<String>, _>(col) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let bytes: Option<Vec<u8>> = get(row, col)?;
+            bytes
+                .map(|b| {
+                    String::from_utf8(b)
+                        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+                })
+                .transpose()
+        }
+    }
+}
+
+fn text(row: &AnyRow, col: &str) -> Result<String> {
+    opt_text(row, col)?.ok_or_else(|| StoreError::Corrupt(format!("column {col} is NULL")))
 }

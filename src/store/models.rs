@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use super::{Result, StoreError, get};
+use super::{Result, StoreError, get, opt_text, text};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,11 +24,11 @@ impl Project {
     pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
         Ok(Self {
             id: get(r, "id")?,
-            name: get(r, "name")?,
-            path: get(r, "path")?,
-            description: get(r, "description")?,
-            container_yaml: get(r, "container_yaml")?,
-            workflow_yaml: get(r, "workflow_yaml")?,
+            name: text(r, "name")?,
+            path: text(r, "path")?,
+            description: opt_text(r, "description")?,
+            container_yaml: opt_text(r, "container_yaml")?,
+            workflow_yaml: opt_text(r, "workflow_yaml")?,
             created_at: get(r, "created_at")?,
             updated_at: get(r, "updated_at")?,
         })
@@ -113,7 +113,7 @@ pub struct ApiKeyRecord {
 
 impl ApiKeyRecord {
     pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
-        let perms: String = get(r, "permissions")?;
+        let perms = text(r, "permissions")?;
         let permissions = perms
             .split(',')
             .filter(|s| !s.is_empty())
@@ -124,9 +124,9 @@ impl ApiKeyRecord {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             id: get(r, "id")?,
-            name: get(r, "name")?,
-            key_hash: get(r, "key_hash")?,
-            key_prefix: get(r, "key_prefix")?,
+            name: text(r, "name")?,
+            key_hash: text(r, "key_hash")?,
+            key_prefix: text(r, "key_prefix")?,
             permissions,
             expires_at: get(r, "expires_at")?,
             revoked_at: get(r, "revoked_at")?,
@@ -224,27 +224,27 @@ pub struct Execution {
 
 impl Execution {
     pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
-        let status: String = get(r, "status")?;
+        let status = text(r, "status")?;
         Ok(Self {
-            id: get(r, "id")?,
+            id: text(r, "id")?,
             project_id: get(r, "project_id")?,
-            workflow_id: get(r, "workflow_id")?,
+            workflow_id: opt_text(r, "workflow_id")?,
             status: ExecutionStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("execution status {status:?}")))?,
-            prompt: get(r, "prompt")?,
-            source: get(r, "source")?,
-            idempotency_key: get(r, "idempotency_key")?,
-            result: get(r, "result")?,
-            error: get(r, "error")?,
+            prompt: text(r, "prompt")?,
+            source: text(r, "source")?,
+            idempotency_key: opt_text(r, "idempotency_key")?,
+            result: opt_text(r, "result")?,
+            error: opt_text(r, "error")?,
             cost_usd: get(r, "cost_usd")?,
             cost_estimated: get::<i64>(r, "cost_estimated")? != 0,
             num_turns: get(r, "num_turns")?,
-            session_id: get(r, "session_id")?,
+            session_id: opt_text(r, "session_id")?,
             exit_code: get(r, "exit_code")?,
             duration_ms: get(r, "duration_ms")?,
             attempts: get(r, "attempts")?,
             cancel_requested: get::<i64>(r, "cancel_requested")? != 0,
-            worker_id: get(r, "worker_id")?,
+            worker_id: opt_text(r, "worker_id")?,
             created_at: get(r, "created_at")?,
             started_at: get(r, "started_at")?,
             finished_at: get(r, "finished_at")?,
@@ -280,8 +280,8 @@ impl LogLine {
         Ok(Self {
             seq: get(r, "seq")?,
             at: get(r, "at")?,
-            kind: get(r, "kind")?,
-            text: get(r, "text")?,
+            kind: text(r, "kind")?,
+            text: text(r, "text")?,
         })
     }
 }

@@ -65,10 +65,19 @@ pub async fn issue_key(
 }
 
 /// Checks a presented key and records its use.
-pub async fn authenticate(store: &Store, presented: Option<&str>) -> Result<ApiKeyRecord, AuthError> {
-    let key = presented.map(str::trim).filter(|k| !k.is_empty()).ok_or(AuthError::Missing)?;
+pub async fn authenticate(
+    store: &Store,
+    presented: Option<&str>,
+) -> Result<ApiKeyRecord, AuthError> {
+    let key = presented
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(AuthError::Missing)?;
     let hash = hash_key(key);
-    let record = store.api_key_by_hash(&hash).await?.ok_or(AuthError::Invalid)?;
+    let record = store
+        .api_key_by_hash(&hash)
+        .await?
+        .ok_or(AuthError::Invalid)?;
     if !bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Err(AuthError::Invalid);
     }

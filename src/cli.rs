@@ -18,7 +18,11 @@ use crate::settings::{ApiArgs, DatabaseArgs, RunnerKind, WorkerArgs};
 use crate::store::{Permission, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "ccs", version, about = "Claude Code Service: run Claude Code from webhooks, as jobs")]
+#[command(
+    name = "ccs",
+    version,
+    about = "Claude Code Service: run Claude Code from webhooks, as jobs"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DatabaseArgs,

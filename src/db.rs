@@ -59,9 +59,7 @@ impl std::fmt::Display for Backend {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unsupported database URL scheme {0:?}: use sqlite://…, mysql://… or postgres://…"
-)]
+#[error("unsupported database URL scheme {0:?}: use sqlite://…, mysql://… or postgres://…")]
 pub struct UnknownScheme(String);
 
 /// The typed pool the apalis storage of a backend needs.
@@ -134,10 +132,15 @@ impl Database {
         match &self.queue {
             QueuePool::Sqlite(pool) => {
                 // WAL lets readers proceed while one writer commits.
-                sqlx::query("PRAGMA journal_mode = 'WAL'").execute(pool).await?;
+                sqlx::query("PRAGMA journal_mode = 'WAL'")
+                    .execute(pool)
+                    .await?;
                 let mut migrator = apalis_sqlite::SqliteStorage::migrations();
                 migrator.set_ignore_missing(true);
-                migrator.run(pool).await.context("apalis-sqlite migrations")?;
+                migrator
+                    .run(pool)
+                    .await
+                    .context("apalis-sqlite migrations")?;
             }
             QueuePool::Postgres(pool) => {
                 let mut migrator = apalis_postgres::PostgresStorage::migrations();
@@ -157,10 +160,7 @@ impl Database {
         };
         // Both sets share sqlx's `_sqlx_migrations` table.
         migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.store)
-            .await
-            .context("ccs migrations")?;
+        migrator.run(&self.store).await.context("ccs migrations")?;
         Ok(())
     }
 

@@ -63,9 +63,8 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
             "project name {name:?} must be 1 to 200 characters of letters, digits, '-', '_' or '.'"
         )));
     }
-    let path = std::fs::canonicalize(&req.path).map_err(|e| {
-        ProjectError::Invalid(format!("project path {}: {e}", req.path.display()))
-    })?;
+    let path = std::fs::canonicalize(&req.path)
+        .map_err(|e| ProjectError::Invalid(format!("project path {}: {e}", req.path.display())))?;
     if !path.is_dir() {
         return Err(ProjectError::Invalid(format!(
             "project path {} is not a directory",

@@ -24,7 +24,12 @@ pub struct DatabaseArgs {
     pub data_dir: PathBuf,
 
     /// Connections per pool.
-    #[arg(long, env = "CCS_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "CCS_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_max_connections: u32,
 }
 

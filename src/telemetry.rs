@@ -31,9 +31,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 metrics_exporter_prometheus::Matcher::Full("ccs_job_duration_seconds".into()),
                 &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
             )
-            .and_then(|b| {
-                b.set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
-            });
+            .and_then(|b| b.set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]));
         match builder.and_then(|b| b.install_recorder()) {
             Ok(handle) => handle,
             // Another recorder is installed (tests): render an empty registry.

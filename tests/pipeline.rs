@@ -25,7 +25,10 @@ async fn succeeds_end_to_end(backend: Backend) {
     assert_eq!(e["costEstimated"], false);
     assert_eq!(e["numTurns"], 3);
     assert_eq!(e["attempts"], 1);
-    assert!(e["sessionId"].as_str().is_some_and(|s| s.len() == 36), "{e}");
+    assert!(
+        e["sessionId"].as_str().is_some_and(|s| s.len() == 36),
+        "{e}"
+    );
     let (status, logs) = app.get(&format!("/api/v1/executions/{id}/logs")).await;
     assert_eq!(status, 200);
     let logs = logs["logs"].as_array().unwrap();
@@ -109,7 +112,10 @@ async fn failures_end_in_their_status(backend: Backend) {
     let e = app.wait_terminal(&hang, WAIT).await;
     assert_eq!(e["status"], "timed_out", "{e}");
     assert_eq!(e["error"], "timed out after 2s");
-    assert!(!common::process_alive(&marker), "the hung agent is still running");
+    assert!(
+        !common::process_alive(&marker),
+        "the hung agent is still running"
+    );
     app.shutdown().await;
 }
 backend_tests!(
@@ -206,7 +212,13 @@ async fn idempotency_key_gives_one_execution(backend: Backend) {
         let key = app.admin_key.clone();
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
-            let res = client.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+            let res = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 202);
             let v: Value = res.json().await.unwrap();
             v["executionId"].as_str().unwrap().to_owned()
@@ -296,7 +308,10 @@ async fn two_workers_run_each_job_once(backend: Backend) {
     for i in 0..200 {
         ids.push(app.submit(&format!("job {i} @cost=0.001")).await);
     }
-    let mut workers = [WorkerProcess::spawn_recording(&app, 4, &record), WorkerProcess::spawn_recording(&app, 4, &record)];
+    let mut workers = [
+        WorkerProcess::spawn_recording(&app, 4, &record),
+        WorkerProcess::spawn_recording(&app, 4, &record),
+    ];
     for id in &ids {
         let e = app.wait_terminal(id, Duration::from_secs(180)).await;
         assert_eq!(e["status"], "succeeded", "{e}");
@@ -305,7 +320,12 @@ async fn two_workers_run_each_job_once(backend: Backend) {
     let text = std::fs::read_to_string(&record).unwrap();
     let mut prompts: Vec<String> = text
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["prompt"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["prompt"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(prompts.len(), 200, "every job ran exactly once");
     prompts.sort();
@@ -318,7 +338,11 @@ async fn two_workers_run_each_job_once(backend: Backend) {
         }
         set
     };
-    assert_eq!(workers_used.len(), 2, "both workers took jobs: {workers_used:?}");
+    assert_eq!(
+        workers_used.len(),
+        2,
+        "both workers took jobs: {workers_used:?}"
+    );
     for w in &mut workers {
         w.kill9();
     }

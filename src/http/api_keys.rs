@@ -35,19 +35,21 @@ pub async fn create(
         Some(text) => Some(
             chrono::DateTime::parse_from_rfc3339(text)
                 .map_err(|e| {
-                    ApiError::Unprocessable(format!(
-                        "expiresAt must be an RFC 3339 time: {e}"
-                    ))
+                    ApiError::Unprocessable(format!("expiresAt must be an RFC 3339 time: {e}"))
                 })?
                 .timestamp_millis(),
         ),
         None => None,
     };
-    let issued =
-        crate::auth::issue_key(&state.store, &body.name, &permissions, expires_at).await?;
+    let issued = crate::auth::issue_key(&state.store, &body.name, &permissions, expires_at).await?;
     state
         .store
-        .audit(&caller.0.name, "api_key.create", &body.name, &issued.record.key_prefix)
+        .audit(
+            &caller.0.name,
+            "api_key.create",
+            &body.name,
+            &issued.record.key_prefix,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

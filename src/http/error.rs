@@ -67,7 +67,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %detail, "request failed");
         }
         let status = self.status();
-        let mut response = (status, Json(serde_json::json!({ "error": self.to_string() })))
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
             .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response

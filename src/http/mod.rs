@@ -40,7 +40,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhook/execute", post(webhooks::execute))
         .layer(axum::middleware::from_fn(webhooks::count_requests));
     let api = Router::new()
-        .route("/api/v1/projects", post(projects::create).get(projects::list))
+        .route(
+            "/api/v1/projects",
+            post(projects::create).get(projects::list),
+        )
         .route("/api/v1/projects/{id}", get(projects::get))
         .route(
             "/api/v1/executions",

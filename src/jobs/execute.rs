@@ -15,8 +15,8 @@
 //!    estimate, marked as such), turns, session, exit code, duration.
 //!
 //! Crash: if the worker dies mid-run, the agent dies with it (process group
-//! + parent-death signal), the reaper hands the job back, and step 1 of the
-//! next attempt takes over the `running` execution.
+//! and parent-death signal), the reaper hands the job back, and step 1 of
+//! the next attempt takes over the `running` execution.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -111,7 +111,10 @@ impl ProcessRunner {
             .env("HOME", &home)
             .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
             .env("LANG", "C.UTF-8")
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

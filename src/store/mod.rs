@@ -405,7 +405,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn logs(&self, execution_id: &str, after_seq: i64, limit: i64) -> Result<Vec<LogLine>> {
+    pub async fn logs(
+        &self,
+        execution_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>> {
         let rows = sqlx::query(self.q("log_list"))
             .bind(execution_id)
             .bind(after_seq)
@@ -449,7 +454,13 @@ impl Store {
 
     // ----- audit ----------------------------------------------------------
 
-    pub async fn audit(&self, actor: &str, action: &str, subject: &str, detail: &str) -> Result<()> {
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<()> {
         sqlx::query(self.q("audit_insert"))
             .bind(now_ms())
             .bind(actor)

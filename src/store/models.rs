@@ -73,7 +73,11 @@ impl Permission {
     }
 
     pub(crate) fn join(perms: &[Permission]) -> String {
-        perms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+        perms
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Whether holding `self` grants `wanted`.
@@ -118,8 +122,7 @@ impl ApiKeyRecord {
             .split(',')
             .filter(|s| !s.is_empty())
             .map(|s| {
-                Permission::parse(s)
-                    .ok_or_else(|| StoreError::Corrupt(format!("permission {s:?}")))
+                Permission::parse(s).ok_or_else(|| StoreError::Corrupt(format!("permission {s:?}")))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {

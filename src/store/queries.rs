@@ -37,8 +37,13 @@ impl Queries {
             let name_end = after.find('\n').unwrap_or(after.len());
             let name = after[..name_end].trim();
             let body_and_rest = &after[name_end..];
-            let body_end = body_and_rest.find("-- name: ").unwrap_or(body_and_rest.len());
-            let body = body_and_rest[..body_end].trim().trim_end_matches(';').trim();
+            let body_end = body_and_rest
+                .find("-- name: ")
+                .unwrap_or(body_and_rest.len());
+            let body = body_and_rest[..body_end]
+                .trim()
+                .trim_end_matches(';')
+                .trim();
             by_name.insert(name, body);
             rest = &body_and_rest[body_end..];
         }
@@ -65,7 +70,11 @@ mod tests {
         let sqlite = names(&SQLITE);
         assert!(sqlite.len() > 10, "{sqlite:?}");
         assert_eq!(sqlite, names(&MYSQL), "mysql.sql differs from sqlite.sql");
-        assert_eq!(sqlite, names(&POSTGRES), "postgres.sql differs from sqlite.sql");
+        assert_eq!(
+            sqlite,
+            names(&POSTGRES),
+            "postgres.sql differs from sqlite.sql"
+        );
         for q in [&*SQLITE, &*MYSQL, &*POSTGRES] {
             for (name, sql) in &q.by_name {
                 assert!(!sql.is_empty(), "{name} is empty");

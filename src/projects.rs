@@ -47,6 +47,8 @@ pub struct NewProjectRequest {
 pub enum ProjectError {
     #[error("{0}")]
     Invalid(String),
+    #[error("a project named {0:?} already exists")]
+    Exists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,12 +76,13 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
     let claude_dir = path.join(".claude");
     let container_yaml = config_text(req.container, &claude_dir.join("container.yaml"))?;
     let workflow_yaml = config_text(req.workflow, &claude_dir.join("workflow.yaml"))?;
-    if let Some(text) = &container_yaml {
-        project_config::parse_container(".claude/container.yaml", text)
-            .map_err(|e| ProjectError::Invalid(e.to_string()))?;
-    }
+    let container = match &container_yaml {
+        Some(text) => project_config::parse_container(".claude/container.yaml", text)
+            .map_err(|e| ProjectError::Invalid(e.to_string()))?,
+        None => Default::default(),
+    };
     if let Some(text) = &workflow_yaml {
-        project_config::parse_workflow(".claude/workflow.yaml", text)
+        project_config::parse_workflow_in_project(".claude/workflow.yaml", text, &container)
             .map_err(|e| ProjectError::Invalid(e.to_string()))?;
     }
     let project = store
@@ -92,9 +95,7 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
         })
         .await
         .map_err(|e| match e {
-            StoreError::Conflict { value, .. } => {
-                ProjectError::Invalid(format!("a project named {value:?} already exists"))
-            }
+            StoreError::Conflict { value, .. } => ProjectError::Exists(value),
             other => ProjectError::Store(other),
         })?;
     Ok(project)

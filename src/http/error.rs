@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthError;
 use crate::executions::SubmitError;
+use crate::projects::ProjectError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,9 @@ pub enum ApiError {
     /// 409: the resource already exists.
     #[error("{0}")]
     Conflict(String),
-    /// 413: the body is over the configured limit.
-    #[error("request body too large (limit {0} bytes)")]
-    PayloadTooLarge(usize),
+    /// 413: the body is over the configured limit (`--max-body-bytes`).
+    #[error("request body too large for this server's limit")]
+    PayloadTooLarge,
     /// 415: the body is not `application/json`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -52,7 +53,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +108,16 @@ impl From<SubmitError> for ApiError {
             SubmitError::ProjectNotFound(_) => Self::NotFound(e.to_string()),
             SubmitError::Invalid(m) => Self::Unprocessable(m),
             SubmitError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(e: ProjectError) -> Self {
+        match e {
+            ProjectError::Invalid(m) => Self::Unprocessable(m),
+            ProjectError::Exists(_) => Self::Conflict(e.to_string()),
+            ProjectError::Store(s) => s.into(),
         }
     }
 }

@@ -45,7 +45,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         ),
         JsonRejection::BytesRejection(e) => {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(0)
+                ApiError::PayloadTooLarge
             } else {
                 ApiError::BadRequest(e.body_text())
             }

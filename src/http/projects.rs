@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::extract::{ApiJson, Caller};
 use super::{ApiError, State};
-use crate::projects::{ConfigSource, NewProjectRequest, ProjectError};
+use crate::projects::{ConfigSource, NewProjectRequest};
 use crate::store::{Permission, Project};
 
 #[derive(Debug, Deserialize)]
@@ -36,12 +36,7 @@ pub async fn create(
         container: body.container_config.map(ConfigSource::from_json),
         workflow: body.workflow_config.map(ConfigSource::from_json),
     };
-    let project = crate::projects::register(&state.store, request)
-        .await
-        .map_err(|e| match e {
-            ProjectError::Invalid(m) => ApiError::Unprocessable(m),
-            ProjectError::Store(s) => s.into(),
-        })?;
+    let project = crate::projects::register(&state.store, request).await?;
     state
         .store
         .audit(&caller.0.name, "project.create", &project.name, "")

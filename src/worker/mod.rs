@@ -58,6 +58,11 @@ pub fn new_worker_id() -> String {
 }
 
 /// Runs a worker pool until `stop` fires, then shuts down gracefully.
+///
+/// If the apalis worker fails (the database went away, say), it is started
+/// again after [`RESTART_DELAY`] under a **new** worker id: the jobs the
+/// failed incarnation had claimed then belong to a worker that no longer
+/// heartbeats, and the reaper hands them back.
 pub async fn run(
     db: &Database,
     args: &WorkerArgs,
@@ -65,15 +70,6 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = Store::new(db.store.clone(), db.backend);
-    let worker_id = new_worker_id();
-    let env = Arc::new(WorkerEnv {
-        store: store.clone(),
-        runner,
-        worker_id: worker_id.clone(),
-        default_timeout: args.default_timeout,
-        prices: PriceTable::default(),
-        shutdown: CancellationToken::new(),
-    });
     let heartbeat = args.heartbeat();
     let reaper_stop = CancellationToken::new();
     let reaper = tokio::spawn(crate::queue::reaper::run(
@@ -81,30 +77,64 @@ pub async fn run(
         heartbeat,
         reaper_stop.clone(),
     ));
-    tracing::info!(
-        worker.id = %worker_id,
-        backend = %db.backend,
-        concurrency = args.concurrency,
-        "worker started"
-    );
-
     // Stop claiming on `stop`; after the grace period, stop running agents.
-    let grace = args.shutdown_grace;
-    let claim_stop = stop.clone();
-    let shutdown = env.shutdown.clone();
-    tokio::spawn(async move {
-        claim_stop.cancelled().await;
-        tokio::time::sleep(grace).await;
-        shutdown.cancel();
-    });
-    let signal = {
-        let stop = stop.clone();
-        async move {
+    let shutdown = CancellationToken::new();
+    {
+        let (stop, shutdown, grace) = (stop.clone(), shutdown.clone(), args.shutdown_grace);
+        tokio::spawn(async move {
             stop.cancelled().await;
-            Ok::<(), std::io::Error>(())
+            tokio::time::sleep(grace).await;
+            shutdown.cancel();
+        });
+    }
+    let result = loop {
+        let env = Arc::new(WorkerEnv {
+            store: store.clone(),
+            runner: runner.clone(),
+            worker_id: new_worker_id(),
+            default_timeout: args.default_timeout,
+            prices: PriceTable::default(),
+            shutdown: shutdown.clone(),
+        });
+        tracing::info!(
+            worker.id = %env.worker_id,
+            backend = %db.backend,
+            concurrency = args.concurrency,
+            "worker started"
+        );
+        let result = run_once(db, args, env.clone(), stop.clone()).await;
+        match result {
+            Ok(()) => {
+                tracing::info!(worker.id = %env.worker_id, "worker stopped");
+                break Ok(());
+            }
+            Err(e) if stop.is_cancelled() => break Err(e),
+            Err(e) => {
+                tracing::error!(worker.id = %env.worker_id, error = %e, "worker failed; restarting");
+                metrics::counter!("ccs_worker_restarts_total").increment(1);
+                tokio::select! {
+                    _ = stop.cancelled() => break Ok(()),
+                    _ = tokio::time::sleep(RESTART_DELAY) => {}
+                }
+            }
         }
     };
+    reaper_stop.cancel();
+    let _ = reaper.await;
+    result.context("worker failed")
+}
 
+/// Pause before a failed apalis worker is started again.
+pub const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// One incarnation of the apalis worker, until `stop` or an error.
+async fn run_once(
+    db: &Database,
+    args: &WorkerArgs,
+    env: Arc<WorkerEnv>,
+    stop: CancellationToken,
+) -> Result<(), WorkerError> {
+    let heartbeat = args.heartbeat();
     let concurrency = args.concurrency.max(1);
     // One configuration for the three apalis storages (apalis-sql's).
     let config = apalis_sql::config::Config::new(EXECUTIONS)
@@ -116,18 +146,23 @@ pub async fn run(
                 .apply(IntervalStrategy::new(args.poll_interval))
                 .build(),
         );
+    let signal = async move {
+        stop.cancelled().await;
+        Ok::<(), std::io::Error>(())
+    };
+    let worker_id = env.worker_id.clone();
     macro_rules! run_worker {
         ($backend:expr) => {
             WorkerBuilder::new(worker_id.as_str())
                 .backend($backend)
-                .data(env.clone())
+                .data(env)
                 .concurrency(concurrency)
                 .build(execute_job)
                 .run_until(signal)
                 .await
         };
     }
-    let result = match &db.queue {
+    match &db.queue {
         QueuePool::Sqlite(pool) => run_worker!(
             apalis_sqlite::SqliteStorage::<ExecuteJob, (), ()>::new_with_config(pool, &config)
         ),
@@ -137,11 +172,7 @@ pub async fn run(
         QueuePool::MySql(pool) => run_worker!(
             apalis_mysql::MySqlStorage::<ExecuteJob, (), ()>::new_with_config(pool, &config)
         ),
-    };
-    reaper_stop.cancel();
-    let _ = reaper.await;
-    tracing::info!(worker.id = %worker_id, "worker stopped");
-    result.context("worker failed")
+    }
 }
 
 /// The apalis entry point of [`crate::jobs::execute`].

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -98,6 +100,7 @@ pub fn ccs_bin() -> PathBuf {
 
 /// A running API (and optionally an in-process worker) on a fresh database.
 pub struct TestApp {
+    pub proxy: Option<proxy::FlakyProxy>,
     pub db: TestDb,
     pub database: Database,
     pub store: Store,
@@ -112,6 +115,8 @@ pub struct TestApp {
 }
 
 pub struct Options {
+    /// Route ccs's database connections through a [`proxy::FlakyProxy`].
+    pub via_proxy: bool,
     pub in_process_worker: bool,
     pub container_yaml: Option<String>,
     pub max_body_bytes: usize,
@@ -120,6 +125,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            via_proxy: false,
             in_process_worker: true,
             container_yaml: None,
             max_body_bytes: 64 * 1024,
@@ -145,7 +151,20 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
 
 pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
-    let database = Database::connect(&db.url, 16).await.expect("connect");
+    let (url, proxy) = if options.via_proxy {
+        let (prefix, rest) = db.url.split_once('@').expect("server URL");
+        let (hostport, path) = rest.split_once('/').expect("database name");
+        let target = tokio::net::lookup_host(hostport)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = proxy::FlakyProxy::start(target).await;
+        (format!("{prefix}@{}/{path}", proxy.addr), Some(proxy))
+    } else {
+        (db.url.clone(), None)
+    };
+    let database = Database::connect(&url, 16).await.expect("connect");
     database.migrate().await.expect("migrate");
     let store = Store::new(database.store.clone(), backend);
     let admin = ccs::auth::issue_key(&store, "admin", &[Permission::Admin], None)
@@ -204,6 +223,7 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
         None
     };
     Some(TestApp {
+        proxy,
         db,
         database,
         store,

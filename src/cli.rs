@@ -103,6 +103,8 @@ pub fn run_worker_binary() -> ExitCode {
 
 fn execute(cli: Cli) -> ExitCode {
     crate::telemetry::init_logging();
+    // Install the metrics recorder before anything records.
+    let _ = crate::telemetry::prometheus();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

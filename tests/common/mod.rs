@@ -328,7 +328,7 @@ impl WorkerProcess {
             .args(["worker", "--concurrency", &concurrency.to_string()])
             .args(["--worker-listen", "127.0.0.1:0"])
             .args(["--heartbeat-interval", "1s", "--missed-heartbeats", "3"])
-            .args(["--poll-interval", "50ms"])
+            .args(["--poll-interval", "50ms", "--shutdown-grace", "5s"])
             .env("CCS_DATABASE_URL", &app.db.url)
             .env("CCS_AGENT_COMMAND", test_agent())
             .env("CCS_WORK_DIR", app.work_dir.path())

@@ -5,13 +5,16 @@
 //! name; other `@…` tokens (`@claude`, `@alice`) are ordinary words. A known
 //! directive with a bad value is an error, as a bad flag would be.
 //! `@result=` and `@stderr=` take the rest of their line. When a directive that
-//! takes one value comes several times, the last one wins; `@write=`, `@env=`
-//! and `@stderr=` accumulate.
+//! takes one value comes several times, the last one wins; `@write=`, `@env=`,
+//! `@fetch=`, `@fetch-direct=` and `@stderr=` accumulate.
 
 use std::time::Duration;
 
 /// Most turns `@turns=` accepts.
 pub const MAX_TURNS: u32 = 1000;
+
+/// Most memory `@alloc=` accepts, in MiB.
+pub const MAX_ALLOC_MIB: u32 = 16 * 1024;
 
 /// What the prompt asks of the agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +39,14 @@ pub struct Directives {
     pub crash: bool,
     /// `@hang`: never end.
     pub hang: bool,
+    /// `@alloc=64`: MiB of memory to allocate and touch after the init line.
+    pub alloc_mib: u32,
+    /// `@fetch=URL`: plain-HTTP GETs through `HTTP_PROXY` when set.
+    pub fetches: Vec<String>,
+    /// `@fetch-direct=URL`: plain-HTTP GETs that ignore `HTTP_PROXY`.
+    pub direct_fetches: Vec<String>,
+    /// `@serve=PORT`: after the init line, serve HTTP on that port forever.
+    pub serve: Option<u16>,
 }
 
 impl Default for Directives {
@@ -51,6 +62,10 @@ impl Default for Directives {
             fail: false,
             crash: false,
             hang: false,
+            alloc_mib: 0,
+            fetches: Vec::new(),
+            direct_fetches: Vec::new(),
+            serve: None,
         }
     }
 }
@@ -101,6 +116,24 @@ pub fn parse(prompt: &str) -> Result<Directives, String> {
                     "write" => match required()? {
                         "" => return bad("expected a file path"),
                         path => d.writes.push(path.to_string()),
+                    },
+                    "alloc" => match required()?.parse::<u32>() {
+                        Ok(mib) if mib <= MAX_ALLOC_MIB => d.alloc_mib = mib,
+                        _ => return bad(&format!("expected MiB, from 0 to {MAX_ALLOC_MIB}")),
+                    },
+                    "serve" => match required()?.parse::<u16>() {
+                        Ok(port) if port > 0 => d.serve = Some(port),
+                        _ => return bad("expected a TCP port, 1 to 65535"),
+                    },
+                    "fetch" | "fetch-direct" => match required()? {
+                        url if url.starts_with("http://") && url.len() > "http://".len() => {
+                            if name == "fetch" {
+                                d.fetches.push(url.to_string());
+                            } else {
+                                d.direct_fetches.push(url.to_string());
+                            }
+                        }
+                        _ => return bad("expected an http:// URL"),
                     },
                     "env" => match required()? {
                         "" => return bad("expected an environment variable name"),
@@ -189,6 +222,16 @@ mod tests {
     }
 
     #[test]
+    fn alloc_and_fetch() {
+        let d =
+            ok("@alloc=64 @fetch=http://a.test:80/x @fetch-direct=http://b.test/ @fetch=http://c/");
+        assert_eq!(d.alloc_mib, 64);
+        assert_eq!(d.fetches, ["http://a.test:80/x", "http://c/"]);
+        assert_eq!(d.direct_fetches, ["http://b.test/"]);
+        assert_eq!(ok("@serve=8080").serve, Some(8080));
+    }
+
+    #[test]
     fn last_value_wins() {
         let d = ok("@cost=1 @turns=2 @cost=2\n@turns=5 @result=a\n@result=b");
         assert_eq!(d.cost_usd, 2.0);
@@ -230,6 +273,11 @@ mod tests {
             ("@fail=yes", "takes no value"),
             ("@hang=1", "takes no value"),
             ("@result", "directive '@result' needs a value"),
+            ("@alloc=lots", "expected MiB"),
+            ("@serve=0", "expected a TCP port"),
+            ("@alloc=99999", "expected MiB"),
+            ("@fetch=https://x/", "expected an http:// URL"),
+            ("@fetch-direct=http://", "expected an http:// URL"),
             ("@stderr", "directive '@stderr' needs a value"),
         ] {
             match parse(prompt) {

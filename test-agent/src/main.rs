@@ -20,7 +20,11 @@
 //! | `@stderr=text` | writes the text to stderr, to the end of the line |
 //! | `@fail` | ends with `subtype: error_during_execution`, `is_error: true`, no `result`; exit 1 |
 //! | `@crash` | after the turns, exits with code 137 without a `result` line |
-//! | `@hang` | after the init line (and any `@write`/`@stderr`), never ends |
+//! | `@hang` | after the init line (and any `@write`/`@stderr`/`@alloc`/`@fetch`), never ends |
+//! | `@alloc=64` | after the init line, allocates and touches that many MiB, held to the end (OOM tests) |
+//! | `@fetch=URL` | a plain-HTTP GET through `HTTP_PROXY` when set; appends `FETCH URL -> STATUS BODY` (or `-> error: …`) to the result ([`fetch`]) |
+//! | `@fetch-direct=URL` | the same, ignoring `HTTP_PROXY` |
+//! | `@serve=8080` | after the init line, serves HTTP on that port until killed (a stand-in web host for egress tests) |
 //!
 //! A bad directive value (`@cost=abc`) is an error: exit 1 before any output.
 //! Precedence: `@hang` over `@crash` over `@fail`. `--max-turns N` below
@@ -36,6 +40,7 @@
 
 mod args;
 mod directives;
+mod fetch;
 mod ids;
 mod pricing;
 
@@ -331,6 +336,19 @@ impl Agent {
                 break;
             }
         }
+        // Held until the run ends, so the memory stays in use.
+        let held = allocate(self.directives.alloc_mib);
+        let mut fetched: Vec<String> = Vec::new();
+        for url in &self.directives.fetches {
+            fetched.push(fetch::fetch_line(url, true));
+        }
+        for url in &self.directives.direct_fetches {
+            fetched.push(fetch::fetch_line(url, false));
+        }
+        if let Some(port) = self.directives.serve {
+            io::stdout().flush().ok();
+            return fetch::serve(port).map_err(Exit::error);
+        }
         if self.directives.hang {
             io::stdout().flush().ok();
             loop {
@@ -370,9 +388,15 @@ impl Agent {
 
         let price = pricing::price_for(&self.model);
         let usages = pricing::usage_per_turn(self.directives.cost_usd, planned, &price);
-        let result_text = directives::result_text(&self.directives, &self.prompt, |name| {
+        let mut result_text = directives::result_text(&self.directives, &self.prompt, |name| {
             std::env::var(name).ok()
         });
+        for line in fetched {
+            if !result_text.is_empty() {
+                result_text.push('\n');
+            }
+            result_text.push_str(&line);
+        }
         // Sleeps are spread over the turns and the end.
         let step = self.directives.sleep / (turns + 1);
         let mut total = Usage::default();
@@ -386,6 +410,7 @@ impl Agent {
         }
         let remaining = self.directives.sleep.saturating_sub(self.started.elapsed());
         thread::sleep(remaining);
+        std::hint::black_box(&held);
 
         // The cost asked for, or the share of it the turns that ran used.
         let cost = if turns == planned {
@@ -619,6 +644,16 @@ impl Agent {
         result.insert("uuid".into(), json!(self.ids.uuid_v4()));
         Value::Object(result)
     }
+}
+
+/// `mib` MiB of memory with every page written, so that it is really in use.
+fn allocate(mib: u32) -> Vec<u8> {
+    let len = usize::try_from(mib).unwrap_or(0) << 20;
+    let mut memory = vec![0u8; len];
+    for page in memory.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(memory)
 }
 
 fn usage_json(usage: &Usage) -> Value {

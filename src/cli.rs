@@ -210,9 +210,16 @@ fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn 
                 .unwrap_or_else(|| db.data_dir.join("runs"));
             std::fs::create_dir_all(&work_dir)
                 .with_context(|| format!("cannot create {}", work_dir.display()))?;
-            let command = args.agent_command();
-            if command.is_empty() {
+            let mut command = args.agent_command();
+            let Some(program) = command.first_mut() else {
                 anyhow::bail!("--agent-command must not be empty");
+            };
+            // A relative path would be resolved in the run's workspace.
+            if program.contains('/') {
+                *program = std::fs::canonicalize(&*program)
+                    .with_context(|| format!("agent command {program}"))?
+                    .display()
+                    .to_string();
             }
             Ok(Arc::new(ProcessRunner {
                 command,

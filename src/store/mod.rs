@@ -1,7 +1,7 @@
 //! The service's own tables, behind one interface for all three backends.
 //!
 //! [`Store`] is the only code that writes SQL. Every statement is a named
-//! query in `src/store/sql/<backend>.sql` (`-- name: …` blocks), so each
+//! query in `src/store/sql/<backend>/` (`-- name: …` blocks), so each
 //! backend's SQL can be read, diffed and EXPLAINed on its own; the Rust code
 //! is shared. Rows cross the boundary through sqlx's `Any` driver, which is
 //! why every time is an epoch-millisecond `BIGINT` and every flag an integer.

@@ -1,4 +1,6 @@
-//! Named SQL queries, one file per backend: `sql/<backend>.sql`.
+//! Named SQL queries, one directory per backend: `sql/<backend>/<area>.sql`
+//! (`core.sql`: projects, keys, executions, logs, queue; further areas in
+//! files of their own).
 //!
 //! A file is a sequence of blocks, each starting with a line
 //! `-- name: <query_name>`; the block's text up to the next such line is the
@@ -15,10 +17,16 @@ pub(super) struct Queries {
     by_name: BTreeMap<&'static str, &'static str>,
 }
 
-static SQLITE: LazyLock<Queries> = LazyLock::new(|| Queries::parse(include_str!("sql/sqlite.sql")));
-static MYSQL: LazyLock<Queries> = LazyLock::new(|| Queries::parse(include_str!("sql/mysql.sql")));
-static POSTGRES: LazyLock<Queries> =
-    LazyLock::new(|| Queries::parse(include_str!("sql/postgres.sql")));
+/// The area files of one backend, in a fixed order.
+macro_rules! backend_sql {
+    ($dir:literal) => {
+        &[include_str!(concat!("sql/", $dir, "/core.sql"))]
+    };
+}
+
+static SQLITE: LazyLock<Queries> = LazyLock::new(|| Queries::parse(backend_sql!("sqlite")));
+static MYSQL: LazyLock<Queries> = LazyLock::new(|| Queries::parse(backend_sql!("mysql")));
+static POSTGRES: LazyLock<Queries> = LazyLock::new(|| Queries::parse(backend_sql!("postgres")));
 
 impl Queries {
     pub(super) fn for_backend(backend: Backend) -> &'static Queries {
@@ -29,8 +37,15 @@ impl Queries {
         }
     }
 
-    fn parse(text: &'static str) -> Queries {
+    fn parse(files: &[&'static str]) -> Queries {
         let mut by_name = BTreeMap::new();
+        for text in files {
+            Self::parse_file(text, &mut by_name);
+        }
+        Queries { by_name }
+    }
+
+    fn parse_file(text: &'static str, by_name: &mut BTreeMap<&'static str, &'static str>) {
         let mut rest = text;
         while let Some(start) = rest.find("-- name: ") {
             let after = &rest[start + "-- name: ".len()..];
@@ -44,10 +59,10 @@ impl Queries {
                 .trim()
                 .trim_end_matches(';')
                 .trim();
-            by_name.insert(name, body);
+            let previous = by_name.insert(name, body);
+            assert!(previous.is_none(), "SQL query {name:?} is defined twice");
             rest = &body_and_rest[body_end..];
         }
-        Queries { by_name }
     }
 
     /// The statement named `name`. A missing name is a bug in this crate,

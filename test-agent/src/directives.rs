@@ -35,6 +35,9 @@ pub struct Directives {
     pub stderr: Vec<String>,
     /// `@fail`: end with an `error_during_execution` result, exit code 1.
     pub fail: bool,
+    /// `@fail-once=PATH`: fail if PATH does not exist (creating it), so the
+    /// first run fails and a retry succeeds.
+    pub fail_once: Option<String>,
     /// `@crash`: exit with code 137, without a result line.
     pub crash: bool,
     /// `@hang`: never end.
@@ -60,6 +63,7 @@ impl Default for Directives {
             envs: Vec::new(),
             stderr: Vec::new(),
             fail: false,
+            fail_once: None,
             crash: false,
             hang: false,
             alloc_mib: 0,
@@ -138,6 +142,10 @@ pub fn parse(prompt: &str) -> Result<Directives, String> {
                     "env" => match required()? {
                         "" => return bad("expected an environment variable name"),
                         var => d.envs.push(var.to_string()),
+                    },
+                    "fail-once" => match required()? {
+                        "" => return bad("expected a marker file path"),
+                        path => d.fail_once = Some(path.to_string()),
                     },
                     "fail" | "crash" | "hang" => {
                         if value.is_some() {

@@ -19,6 +19,7 @@
 //! | `@env=NAME` | appends a line `NAME=value` (`NAME=<unset>`) to the result |
 //! | `@stderr=text` | writes the text to stderr, to the end of the line |
 //! | `@fail` | ends with `subtype: error_during_execution`, `is_error: true`, no `result`; exit 1 |
+//! | `@fail-once=PATH` | like `@fail` when PATH does not exist (and creates it); succeeds when it does: a retry then passes |
 //! | `@crash` | after the turns, exits with code 137 without a `result` line |
 //! | `@hang` | after the init line (and any `@write`/`@stderr`/`@alloc`/`@fetch`), never ends |
 //! | `@alloc=64` | after the init line, allocates and touches that many MiB, held to the end (OOM tests) |
@@ -356,12 +357,23 @@ impl Agent {
             }
         }
 
+        // `@fail-once`: the first run (no marker yet) fails and leaves one.
+        let fail_once = match &self.directives.fail_once {
+            Some(marker) if std::path::Path::new(marker).exists() => false,
+            Some(marker) => {
+                std::fs::write(marker, b"failed once\n")
+                    .map_err(|e| Exit::error(format!("@fail-once: {marker}: {e}")))?;
+                true
+            }
+            None => false,
+        };
+
         // How many turns run, and how the run ends.
         let planned = self.directives.turns;
         let mut turns = planned;
         if self.directives.crash {
             ending = Ending::Crash;
-        } else if ending == Ending::Success && self.directives.fail {
+        } else if ending == Ending::Success && (self.directives.fail || fail_once) {
             ending = Ending::Error {
                 subtype: "error_during_execution",
                 message: "the test agent was asked to fail (@fail)".to_string(),

@@ -1,0 +1,635 @@
+//! Queue: how fast worker processes drain the executions queue, and how
+//! long a job waits for an idle worker — `ccs worker` beside a bare apalis
+//! worker on the same database, in the same run.
+//!
+//! * **Drain.** A fresh database gets `--jobs` executions through
+//!   [`Store::create_execution`](ccs::store::Store::create_execution) with
+//!   no worker running; then 1, 2 or 4 worker processes start. The rate is
+//!   jobs / (moment every job row is `Done` − first job started). `ccs
+//!   worker` runs the test agent (`target/release/ccs-test-agent`, prompt
+//!   `@cost=0`: it prints init, one assistant message and a result, and
+//!   exits), so each job does everything a real one does — claim the
+//!   execution, copy the project, spawn the agent, store its log lines,
+//!   record the outcome — except wait for a model. The bare worker
+//!   (`src/bin/bare_apalis_worker.rs`) claims the same rows and returns
+//!   `Ok`.
+//! * **Latency.** One worker process, idle, polling; executions enqueued one
+//!   at a time at random gaps; enqueue (`executions.created_at`, taken just
+//!   before the enqueue transaction) to start (`executions.started_at` for
+//!   ccs, the bare handler's own clock reading), in ms.
+//! * **Fetch plan** (MariaDB): `EXPLAIN` and `ANALYZE` of apalis-mysql's
+//!   fetch query over a few thousand job rows.
+//!
+//! Every process: `--concurrency` jobs at once (= apalis buffer size),
+//! `--poll-interval`, ccs's pool of 16 connections.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ccs::db::{Backend, QueuePool};
+use ccs::queue::EXECUTIONS;
+use ccs::store::{Store, now_ms};
+use ccs_bench::cpu::{self, CpuMeter, CpuUse};
+use ccs_bench::databases::{Servers, jobs_table, workers_table};
+use ccs_bench::fixture::Service;
+use ccs_bench::load::{self, Load};
+use ccs_bench::processes::{Binaries, WorkerProcess, WorkerShape, read_record};
+use ccs_bench::report::{self, Table};
+use ccs_bench::stats::{Percentiles, ms};
+use clap::Parser;
+use rand::Rng as _;
+use sqlx::Row as _;
+
+#[derive(Debug, Parser)]
+#[command(about = "Queue drain and enqueue-to-start latency, ccs worker vs bare apalis")]
+struct Args {
+    #[command(flatten)]
+    servers: Servers,
+    /// Jobs per drain measurement.
+    #[arg(long, env = "CCS_BENCH_JOBS", default_value_t = 1000)]
+    jobs: usize,
+    /// Worker process counts to drain with.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    workers: Vec<usize>,
+    /// Jobs one worker process runs at once (and its apalis buffer size).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Poll interval of every worker (ccs's default).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// Jobs per latency measurement.
+    #[arg(long, default_value_t = 100)]
+    latency_jobs: usize,
+    /// How long the worker sits idle before the first latency job (0: skip).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    idle: Duration,
+    /// Longest one drain may take; a drain cut short reports what it did.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    time_limit: Duration,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Which worker a measurement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    /// `ccs worker` with the test agent.
+    Ccs,
+    /// `bare-apalis-worker`.
+    Bare,
+}
+
+/// What one drain measured.
+struct Drain {
+    done: usize,
+    seconds: f64,
+    /// ccs: executions that did not end `succeeded`; bare: jobs run twice.
+    anomalies: usize,
+    /// CPU used from the start of the workers to their exit.
+    cpu: CpuUse,
+}
+
+impl Drain {
+    fn rate(&self) -> f64 {
+        self.done as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// What one latency measurement saw.
+struct Latency {
+    /// The first job, enqueued after the worker sat idle for `--idle`.
+    after_idle_ms: Option<i64>,
+    /// The jobs that followed at short random gaps.
+    spaced: Percentiles,
+}
+
+/// The prompt of every job: the test agent answers at once, at no cost.
+const PROMPT: &str = "@cost=0 queue benchmark";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let bins = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_bare-apalis-worker")))?;
+    let shape = WorkerShape {
+        concurrency: args.concurrency,
+        poll_interval: args.poll_interval,
+    };
+    println!("## Queue ({})", report::machine());
+    println!(
+        "\n{} jobs per drain; every worker process: concurrency {} (= buffer size), \
+         poll interval {:?}; ccs runs {} with prompt {PROMPT:?}",
+        args.jobs,
+        args.concurrency,
+        args.poll_interval,
+        bins.test_agent.display()
+    );
+    let mut drains = Table::new(
+        "Queue drain: jobs per second",
+        &[
+            "backend",
+            "processes",
+            "worker",
+            "jobs/s",
+            "vs bare",
+            "worker CPU ms/job",
+            "db CPU ms/job",
+            "machine busy %",
+        ],
+    );
+    let mut latencies = Table::new(
+        "Enqueue to start, idle workers (1 process), ms",
+        &[
+            "backend",
+            "ccs p50",
+            "ccs p99",
+            "bare p50",
+            "bare p99",
+            "samples",
+            "after idle: ccs / bare",
+        ],
+    );
+    let mut plans = Vec::new();
+    for (backend, admin) in args.servers.selected()? {
+        for &workers in &args.workers {
+            let mut results = Vec::new();
+            for system in [System::Ccs, System::Bare] {
+                eprintln!("queue: {backend}, {workers} {system:?} worker process(es) …");
+                let d = drain(
+                    &bins,
+                    shape,
+                    system,
+                    backend,
+                    admin.as_deref(),
+                    workers,
+                    &args,
+                )
+                .await
+                .with_context(|| format!("{backend} {system:?} drain"))?;
+                let mut cell = report::rate(d.rate());
+                if d.done < args.jobs {
+                    cell.push_str(&format!(" ({} of {} done)", d.done, args.jobs));
+                }
+                if d.anomalies > 0 {
+                    cell.push_str(&format!(" ({} anomalies)", d.anomalies));
+                }
+                results.push((cell, d));
+            }
+            let bare_rate = results[1].1.rate();
+            for ((cell, d), name) in results.iter().zip(["ccs worker", "bare apalis"]) {
+                drains.row(vec![
+                    backend.name().into(),
+                    workers.to_string(),
+                    name.into(),
+                    cell.clone(),
+                    report::ratio(d.rate(), bare_rate),
+                    cpu::ms_per(d.cpu.children, d.done),
+                    d.cpu
+                        .database
+                        .map_or("in-process".into(), |db| cpu::ms_per(db, d.done)),
+                    format!("{:.0}", d.cpu.machine_busy),
+                ]);
+            }
+        }
+        eprintln!("queue: {backend}, latency …");
+        let ccs = latency(&bins, shape, System::Ccs, backend, admin.as_deref(), &args).await?;
+        let bare = latency(&bins, shape, System::Bare, backend, admin.as_deref(), &args).await?;
+        let idle = |l: &Latency| l.after_idle_ms.map_or("–".into(), |v| v.to_string());
+        latencies.row(vec![
+            backend.name().into(),
+            ms(ccs.spaced.p50),
+            ms(ccs.spaced.p99),
+            ms(bare.spaced.p50),
+            ms(bare.spaced.p99),
+            format!("{} / {}", ccs.spaced.count, bare.spaced.count),
+            format!("{} / {}", idle(&ccs), idle(&bare)),
+        ]);
+        if backend == Backend::MySql {
+            eprintln!("queue: {backend}, fetch plan …");
+            plans.push(fetch_plan(admin.as_deref()).await?);
+        }
+    }
+    println!("{}", drains.render());
+    println!("{}", latencies.render());
+    for plan in plans {
+        println!("{plan}");
+    }
+    Ok(())
+}
+
+/// Enqueues `args.jobs`, starts `workers` processes, waits for every job
+/// row to be `Done`.
+async fn drain(
+    bins: &Binaries,
+    shape: WorkerShape,
+    system: System,
+    backend: Backend,
+    admin: Option<&str>,
+    workers: usize,
+    args: &Args,
+) -> anyhow::Result<Drain> {
+    let service = Service::create(backend, admin).await?;
+    enqueue_many(&service, args.jobs).await?;
+    let dir = tempfile::tempdir()?;
+    let meter = CpuMeter::start(backend);
+    let mut procs = Vec::new();
+    for i in 0..workers {
+        procs.push(spawn(bins, shape, system, &service, dir.path(), i)?);
+    }
+    let done = wait_done(&service, args.jobs, args.time_limit).await?;
+    let finished_at = now_ms();
+    for p in procs {
+        p.stop().await?;
+    }
+    let cpu = meter.finish();
+    let (first_start, anomalies) = match system {
+        System::Ccs => {
+            let pool = service.store.pool();
+            let first: Option<i64> = sqlx::query("SELECT MIN(started_at) FROM executions")
+                .fetch_one(pool)
+                .await?
+                .try_get(0)?;
+            let unsucceeded: i64 =
+                sqlx::query("SELECT COUNT(*) FROM executions WHERE status <> 'succeeded'")
+                    .fetch_one(pool)
+                    .await?
+                    .try_get(0)?;
+            (first, unsucceeded as usize)
+        }
+        System::Bare => {
+            let mut seen = Vec::new();
+            for i in 0..workers {
+                seen.extend(read_record(&record_path(dir.path(), i))?);
+            }
+            let distinct = seen
+                .iter()
+                .map(|(id, _)| id)
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            (seen.iter().map(|(_, at)| *at).min(), seen.len() - distinct)
+        }
+    };
+    if done < args.jobs {
+        print_logs(dir.path(), workers);
+    }
+    service.drop_database().await?;
+    let first_start = first_start.context("no job started")?;
+    Ok(Drain {
+        done,
+        seconds: (finished_at - first_start) as f64 / 1000.0,
+        anomalies,
+        cpu,
+    })
+}
+
+/// One idle worker process: first one job after `--idle` seconds of
+/// nothing, then `--latency-jobs` one at a time at random gaps.
+async fn latency(
+    bins: &Binaries,
+    shape: WorkerShape,
+    system: System,
+    backend: Backend,
+    admin: Option<&str>,
+    args: &Args,
+) -> anyhow::Result<Latency> {
+    let service = Service::create(backend, admin).await?;
+    let dir = tempfile::tempdir()?;
+    let worker = spawn(bins, shape, system, &service, dir.path(), 0)?;
+    wait_registered(&service, 1).await?;
+    // Let it settle into its idle poll loop.
+    tokio::time::sleep(shape.poll_interval * 2).await;
+    let mut expected = 0;
+    let mut probe = None;
+    if !args.idle.is_zero() {
+        tokio::time::sleep(args.idle).await;
+        probe = Some(service.enqueue(PROMPT).await?);
+        expected += 1;
+        wait_done(&service, expected, Duration::from_secs(120)).await?;
+    }
+    let gap_ms = 20..(20 + shape.poll_interval.as_millis() as u64);
+    for _ in 0..args.latency_jobs {
+        service.enqueue(PROMPT).await?;
+        expected += 1;
+        let gap = rand::rng().random_range(gap_ms.clone());
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+    }
+    wait_done(&service, expected, Duration::from_secs(60)).await?;
+    worker.stop().await?;
+    let rows = sqlx::query("SELECT id, created_at, started_at FROM executions")
+        .fetch_all(service.store.pool())
+        .await?;
+    let mut created = HashMap::new();
+    let mut started = HashMap::new();
+    for r in &rows {
+        let id = text_column(r, 0)?;
+        created.insert(id.clone(), r.try_get::<i64, _>(1)?);
+        if let Some(at) = r.try_get::<Option<i64>, _>(2)?
+            && system == System::Ccs
+        {
+            started.insert(id, at);
+        }
+    }
+    if system == System::Bare {
+        // The first time the handler saw each job.
+        for (id, at) in read_record(&record_path(dir.path(), 0))? {
+            started.entry(id).or_insert(at);
+        }
+    }
+    service.drop_database().await?;
+    let wait = |id: &String| Some(started.get(id)? - created.get(id)?);
+    let after_idle_ms = probe.as_ref().and_then(wait);
+    let spaced = created
+        .keys()
+        .filter(|id| Some(*id) != probe.as_ref())
+        .filter_map(wait);
+    Ok(Latency {
+        after_idle_ms,
+        spaced: Percentiles::of_millis(spaced),
+    })
+}
+
+fn spawn(
+    bins: &Binaries,
+    shape: WorkerShape,
+    system: System,
+    service: &Service,
+    dir: &Path,
+    i: usize,
+) -> anyhow::Result<WorkerProcess> {
+    let log = dir.join(format!("worker-{i}.log"));
+    match system {
+        System::Ccs => {
+            let work_dir = dir.join(format!("runs-{i}"));
+            std::fs::create_dir_all(&work_dir)?;
+            WorkerProcess::ccs(bins, &service.db.url, shape, &work_dir, &log)
+        }
+        System::Bare => {
+            WorkerProcess::bare(bins, &service.db.url, shape, &record_path(dir, i), &log)
+        }
+    }
+}
+
+fn record_path(dir: &Path, i: usize) -> std::path::PathBuf {
+    dir.join(format!("bare-{i}.record"))
+}
+
+/// `n` executions through `Store::create_execution`, 16 at a time.
+async fn enqueue_many(service: &Service, n: usize) -> anyhow::Result<()> {
+    let store: Store = service.store.clone();
+    let project_id = service.project_id;
+    let result = load::run(
+        Load {
+            concurrency: 16,
+            requests: n,
+            time_limit: Duration::from_secs(300),
+        },
+        move |_| {
+            let store = store.clone();
+            async move {
+                store
+                    .create_execution(&ccs::store::NewExecution {
+                        project_id,
+                        workflow_id: None,
+                        prompt: PROMPT.into(),
+                        source: "bench".into(),
+                        idempotency_key: None,
+                        api_key_id: None,
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+    .await;
+    anyhow::ensure!(
+        result.ok == n,
+        "enqueued {} of {n}: {:?}",
+        result.ok,
+        result.first_error
+    );
+    Ok(())
+}
+
+/// Polls (every 20 ms) until `n` job rows are `Done` or `limit` passes;
+/// returns how many are.
+async fn wait_done(service: &Service, n: usize, limit: Duration) -> anyhow::Result<usize> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE job_type = '{EXECUTIONS}' AND status = 'Done'",
+        jobs_table(service.db.backend)
+    );
+    let start = Instant::now();
+    loop {
+        let done: i64 = sqlx::query(&sql)
+            .fetch_one(service.store.pool())
+            .await?
+            .try_get(0)?;
+        if done as usize >= n || start.elapsed() >= limit {
+            return Ok(done as usize);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `n` workers registered in apalis's workers table.
+async fn wait_registered(service: &Service, n: usize) -> anyhow::Result<()> {
+    let sql = format!("SELECT COUNT(*) FROM {}", workers_table(service.db.backend));
+    let start = Instant::now();
+    loop {
+        let count: i64 = sqlx::query(&sql)
+            .fetch_one(service.store.pool())
+            .await?
+            .try_get(0)?;
+        if count as usize >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "workers did not register within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A text column (MySQL may hand text to `Any` as bytes).
+fn text_column(row: &sqlx::any::AnyRow, i: usize) -> Result<String, sqlx::Error> {
+    match row.try_get::<String, _>(i) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let bytes: Vec<u8> = row.try_get(i)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        }
+    }
+}
+
+fn print_logs(dir: &Path, workers: usize) {
+    for i in 0..workers {
+        let log = std::fs::read_to_string(dir.join(format!("worker-{i}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("--- worker {i} log (last lines) ---");
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// apalis-mysql 1.0.0-rc.8's `queries/backend/fetch_next.sql`, verbatim;
+/// its three parameters are filled in by [`fetch_plan`].
+const APALIS_MYSQL_FETCH_NEXT: &str = "SELECT * FROM jobs WHERE job_type = ? AND ( \
+     ( status = 'Pending' AND lock_by IS NULL ) \
+     OR ( status = 'Failed' AND attempts < max_attempts ) ) \
+     AND ( run_at IS NULL OR run_at <= ? ) \
+     ORDER BY priority DESC, run_at ASC, id ASC LIMIT ? FOR UPDATE SKIP LOCKED";
+
+/// `EXPLAIN` and `ANALYZE` of apalis-mysql's fetch query on MariaDB, over
+/// 4,000 job rows: 3,600 `Done`, 300 `Pending`, 100 `Failed` to retry —
+/// and again once all are `Done` (what an idle worker's poll sees).
+async fn fetch_plan(admin: Option<&str>) -> anyhow::Result<String> {
+    let service = Service::create(Backend::MySql, admin).await?;
+    let QueuePool::MySql(pool) = &service.database.queue else {
+        anyhow::bail!("not a MySQL pool");
+    };
+    for chunk in 0..8 {
+        let values: Vec<String> = (0..500)
+            .map(|j| {
+                let n = chunk * 500 + j;
+                let (status, attempts) = match n % 40 {
+                    0 => ("Failed", 1),
+                    1..=3 => ("Pending", 0),
+                    _ => ("Done", 1),
+                };
+                format!(
+                    "('{id}', '{EXECUTIONS}', '{status}', {attempts}, 25, \
+                     NOW() - INTERVAL {age} SECOND, 0, '{{}}')",
+                    id = uuid::Uuid::new_v4(),
+                    age = 4000 - n,
+                )
+            })
+            .collect();
+        sqlx::query(&format!(
+            "INSERT INTO jobs (id, job_type, status, attempts, max_attempts, run_at, priority, \
+             job) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(pool)
+        .await?;
+    }
+    sqlx::query("ANALYZE TABLE jobs").execute(pool).await?;
+    let query = APALIS_MYSQL_FETCH_NEXT
+        .replacen('?', &format!("'{EXECUTIONS}'"), 1)
+        .replacen('?', "NOW()", 1)
+        .replacen('?', "4", 1);
+    let mut out = String::from(
+        "\n### MariaDB: apalis-mysql's fetch query (job_type, run_at <= NOW(), LIMIT 4)\n",
+    );
+    out.push_str(&format!("\n```sql\n{query}\n```\n"));
+    out.push_str(&explain(pool, "EXPLAIN", &query, "4,000 rows, 400 to fetch").await?);
+    out.push_str(&explain(pool, "ANALYZE", &query, "4,000 rows, 400 to fetch").await?);
+    out.push_str("\nTwo workers fetching at once (4,000 rows, 400 to fetch):\n\n");
+    out.push_str(&concurrent_fetch(pool, &query, "as apalis-mysql runs it").await?);
+    let forced = query.replacen("FROM jobs", "FROM jobs FORCE INDEX (idx_jobs_fetch)", 1);
+    out.push_str(&concurrent_fetch(pool, &forced, "with FORCE INDEX (idx_jobs_fetch)").await?);
+    sqlx::query("UPDATE jobs SET status = 'Done'")
+        .execute(pool)
+        .await?;
+    sqlx::query("ANALYZE TABLE jobs").execute(pool).await?;
+    out.push_str(&explain(pool, "EXPLAIN", &query, "4,000 rows, all Done (idle poll)").await?);
+    out.push_str(&explain(pool, "ANALYZE", &query, "4,000 rows, all Done (idle poll)").await?);
+    service.drop_database().await?;
+    Ok(out)
+}
+
+/// Runs the fetch in one transaction and, while it is open, again in a
+/// second: how many rows each got and how many row locks the first holds.
+async fn concurrent_fetch(
+    pool: &sqlx::MySqlPool,
+    query: &str,
+    label: &str,
+) -> anyhow::Result<String> {
+    let mut first = pool.begin().await?;
+    let got_first = sqlx::query(query).fetch_all(&mut *first).await?.len();
+    let locks = sqlx::query("SELECT MAX(trx_rows_locked) FROM information_schema.innodb_trx")
+        .fetch_one(pool)
+        .await?;
+    let locks = mysql_cell(&locks, 0);
+    let mut second = pool.begin().await?;
+    let got_second = sqlx::query(query).fetch_all(&mut *second).await?.len();
+    second.rollback().await?;
+    first.rollback().await?;
+    Ok(format!(
+        "* {label}: the first fetch got {got_first} rows and holds {locks} row locks; \
+         a second fetch meanwhile got {got_second} rows\n"
+    ))
+}
+
+/// One `EXPLAIN`/`ANALYZE` as a Markdown table (ANALYZE runs the query, so
+/// inside a transaction that is rolled back).
+async fn explain(
+    pool: &sqlx::MySqlPool,
+    verb: &str,
+    query: &str,
+    label: &str,
+) -> anyhow::Result<String> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(&format!("{verb} {query}"))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    let Some(first) = rows.first() else {
+        return Ok(format!("\n{verb}: no rows\n"));
+    };
+    use sqlx::Column as _;
+    let names: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let header: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut table = Table::new(&format!("{verb}, {label}"), &header);
+    for row in &rows {
+        table.row((0..names.len()).map(|i| mysql_cell(row, i)).collect());
+    }
+    Ok(table.render())
+}
+
+/// Any EXPLAIN cell as text.
+fn mysql_cell(row: &sqlx::mysql::MySqlRow, i: usize) -> String {
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return v.unwrap_or_else(|| "NULL".into());
+    }
+    if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+        return v.map_or_else(
+            || "NULL".into(),
+            |b| String::from_utf8_lossy(&b).into_owned(),
+        );
+    }
+    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+        return v.map_or_else(|| "NULL".into(), |n| n.to_string());
+    }
+    if let Ok(v) = row.try_get::<Option<u64>, _>(i) {
+        return v.map_or_else(|| "NULL".into(), |n| n.to_string());
+    }
+    if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+        return v.map_or_else(|| "NULL".into(), |n| format!("{n:.2}"));
+    }
+    "?".into()
+}

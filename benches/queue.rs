@@ -81,6 +81,8 @@ enum System {
     Ccs,
     /// `bare-apalis-worker`.
     Bare,
+    /// `bare-apalis-worker --postgres-notify`.
+    BareNotify,
 }
 
 /// What one drain measured.
@@ -223,6 +225,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
             format!("{} / {}", ccs.spaced.count, bare.spaced.count),
             format!("{} / {}", idle(&ccs), idle(&bare)),
         ]);
+        if backend == Backend::Postgres {
+            // What apalis-postgres's LISTEN/NOTIFY storage would change.
+            let notify = latency(
+                &bins,
+                shape,
+                System::BareNotify,
+                backend,
+                admin.as_deref(),
+                &args,
+            )
+            .await?;
+            latencies.row(vec![
+                "postgres, bare with LISTEN/NOTIFY".into(),
+                "–".into(),
+                "–".into(),
+                ms(notify.spaced.p50),
+                ms(notify.spaced.p99),
+                format!("– / {}", notify.spaced.count),
+                format!("– / {}", idle(&notify)),
+            ]);
+        }
         if backend == Backend::MySql {
             eprintln!("queue: {backend}, fetch plan …");
             plans.push(fetch_plan(admin.as_deref()).await?);
@@ -275,7 +298,7 @@ async fn drain(
                     .try_get(0)?;
             (first, unsucceeded as usize)
         }
-        System::Bare => {
+        System::Bare | System::BareNotify => {
             let mut seen = Vec::new();
             for i in 0..workers {
                 seen.extend(read_record(&record_path(dir.path(), i))?);
@@ -348,7 +371,7 @@ async fn latency(
             started.insert(id, at);
         }
     }
-    if system == System::Bare {
+    if system != System::Ccs {
         // The first time the handler saw each job.
         for (id, at) in read_record(&record_path(dir.path(), 0))? {
             started.entry(id).or_insert(at);
@@ -382,9 +405,14 @@ fn spawn(
             std::fs::create_dir_all(&work_dir)?;
             WorkerProcess::ccs(bins, &service.db.url, shape, &work_dir, &log)
         }
-        System::Bare => {
-            WorkerProcess::bare(bins, &service.db.url, shape, &record_path(dir, i), &log)
-        }
+        System::Bare | System::BareNotify => WorkerProcess::bare(
+            bins,
+            &service.db.url,
+            shape,
+            &record_path(dir, i),
+            &log,
+            system == System::BareNotify,
+        ),
     }
 }
 

@@ -78,15 +78,19 @@ impl WorkerProcess {
     }
 
     /// The bare apalis worker on `url`; it writes what it ran to `record`
-    /// when it stops.
+    /// when it stops. `postgres_notify`: LISTEN/NOTIFY as well as polling.
     pub fn bare(
         bins: &Binaries,
         url: &str,
         shape: WorkerShape,
         record: &Path,
         log: &Path,
+        postgres_notify: bool,
     ) -> anyhow::Result<WorkerProcess> {
         let mut cmd = tokio::process::Command::new(&bins.bare_worker);
+        if postgres_notify {
+            cmd.arg("--postgres-notify");
+        }
         cmd.args(["--concurrency", &shape.concurrency.to_string()])
             .args(["--poll-interval", &format_duration(shape.poll_interval)])
             .arg("--record")

@@ -35,6 +35,10 @@ struct Args {
     /// Where to write what was run, on exit.
     #[arg(long)]
     record: PathBuf,
+    /// PostgreSQL: LISTEN for apalis's insert notifications as well as poll
+    /// (`PostgresStorage::new_with_notify`; ccs uses `new_with_config`).
+    #[arg(long)]
+    postgres_notify: bool,
 }
 
 /// When each job reached the handler: `(execution id, epoch ms)`.
@@ -111,6 +115,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let result = match &db.queue {
         QueuePool::Sqlite(pool) => run_worker!(
             apalis_sqlite::SqliteStorage::<ExecuteJob, (), ()>::new_with_config(pool, &config)
+        ),
+        QueuePool::Postgres(pool) if args.postgres_notify => run_worker!(
+            apalis_postgres::PostgresStorage::<ExecuteJob>::new_with_notify(pool, &config)
         ),
         QueuePool::Postgres(pool) => run_worker!(
             apalis_postgres::PostgresStorage::<ExecuteJob>::new_with_config(pool, &config)

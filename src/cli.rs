@@ -138,7 +138,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             db.migrate().await?;
             ensure_admin_key(&store).await?;
             let stop = shutdown_signal();
-            let runner = build_runner(&worker, &cli.db)?;
+            let runner = build_runner(&worker, &cli.db).await?;
             let worker_task = {
                 let db = db.clone();
                 let stop = stop.clone();
@@ -153,7 +153,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker { worker } => {
             let stop = shutdown_signal();
-            let runner = build_runner(&worker, &cli.db)?;
+            let runner = build_runner(&worker, &cli.db).await?;
             let health = serve_worker_health(&store, worker.worker_listen, stop.clone()).await?;
             crate::worker::run(&db, &worker, runner, stop).await?;
             health.abort();
@@ -201,7 +201,7 @@ async fn ensure_admin_key(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Runner>> {
+async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Runner>> {
     match args.runner {
         RunnerKind::Process => {
             let work_dir = args
@@ -227,9 +227,39 @@ fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn 
                 pass_env: args.pass_env.clone(),
             }))
         }
-        RunnerKind::Docker => anyhow::bail!(
-            "the docker runner is not available in this build yet; use --runner process"
-        ),
+        RunnerKind::Docker => {
+            let work_dir = args
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| db.data_dir.join("runs"));
+            // Bind mounts need absolute paths.
+            let work_dir = std::path::absolute(&work_dir)
+                .with_context(|| format!("cannot resolve {}", work_dir.display()))?;
+            let command = args.agent_command();
+            if command.is_empty() {
+                anyhow::bail!("--agent-command must not be empty");
+            }
+            // The pass-through variables are read once, now.
+            let pass_env = args
+                .pass_env
+                .iter()
+                .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+                .collect();
+            let config = crate::runner::docker::DockerRunnerConfig {
+                docker_host: args.docker.docker_host.clone(),
+                command,
+                default_image: args.docker.agent_image.clone(),
+                work_dir,
+                pass_env,
+                allow_root: args.docker.allow_root_containers,
+                extra_hosts: args.docker.add_hosts.clone(),
+                inspect_dir: args.docker.inspect_dir.clone(),
+            };
+            let runner = crate::runner::docker::DockerRunner::connect(config)
+                .await
+                .context("the docker runner cannot start")?;
+            Ok(Arc::new(runner))
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 //! * [`queue`] — the apalis queues: job payloads, storages, the reaper.
 //! * [`jobs`] — one file per job handler.
 //! * [`worker`] — the worker process: claims jobs, runs handlers, shuts down.
-//! * [`runner`] — how an agent runs (process runner; Docker runner later).
+//! * [`runner`] — how an agent runs: a child process, or a locked-down Docker
+//!   container with an egress proxy.
+//! * [`secrets`] — the service's secrets and masking them out of what is stored.
 //! * [`executions`] — the core operations on executions the API calls.
 //! * [`project_config`] — `.claude/container.yaml` and `workflow.yaml`.
 //! * [`projects`] — registering a project (the API and `ccs project add`).
@@ -31,6 +33,7 @@ pub mod project_config;
 pub mod projects;
 pub mod queue;
 pub mod runner;
+pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

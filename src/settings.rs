@@ -119,6 +119,63 @@ pub struct WorkerArgs {
     /// Address of the worker's own /healthz and /metrics (`ccs worker`).
     #[arg(long, env = "CCS_WORKER_LISTEN", default_value = "127.0.0.1:3001")]
     pub worker_listen: SocketAddr,
+
+    /// A file of `NAME=value` lines: the secrets `${NAME}` references in a
+    /// project's `env` and `mcpServers[].env` resolve to, besides the
+    /// `CCS_SECRET_<NAME>` environment variables (which win). See
+    /// [`crate::secrets`].
+    #[arg(long, env = "CCS_SECRETS_FILE")]
+    pub secrets_file: Option<PathBuf>,
+
+    /// Settings of the Docker runner (`--runner docker`).
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+/// Settings of the Docker runner; ignored by the process runner. Inside the
+/// container the agent command is `--agent-command` (default `claude`).
+#[derive(Debug, Clone, Args)]
+pub struct DockerArgs {
+    /// The agent image, for projects whose container.yaml names no
+    /// `baseImage` (`deploy/agent/Dockerfile` builds one).
+    #[arg(long, env = "CCS_AGENT_IMAGE", default_value = "ccs-agent:latest")]
+    pub agent_image: String,
+
+    /// Let a project's `security.runAsUser` run the agent as root (refused
+    /// otherwise).
+    #[arg(long, env = "CCS_ALLOW_ROOT_CONTAINERS")]
+    pub allow_root_containers: bool,
+
+    /// Extra `/etc/hosts` entries of every agent container, `NAME:IP`
+    /// (comma-separated); the egress proxy resolves those names the same way.
+    #[arg(
+        long = "docker-add-host",
+        env = "CCS_DOCKER_ADD_HOSTS",
+        value_delimiter = ','
+    )]
+    pub add_hosts: Vec<String>,
+
+    /// The Docker daemon: `unix:///var/run/docker.sock` (default),
+    /// `tcp://…` or `http://…`.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Debugging and tests: write each container's `docker inspect` JSON to
+    /// `<dir>/<container name>.json` before removing it.
+    #[arg(long, env = "CCS_DOCKER_INSPECT_DIR", hide = true)]
+    pub inspect_dir: Option<PathBuf>,
+}
+
+impl Default for DockerArgs {
+    fn default() -> Self {
+        Self {
+            agent_image: "ccs-agent:latest".into(),
+            allow_root_containers: false,
+            add_hosts: Vec::new(),
+            docker_host: None,
+            inspect_dir: None,
+        }
+    }
 }
 
 impl WorkerArgs {
@@ -127,6 +184,12 @@ impl WorkerArgs {
             interval: self.heartbeat_interval,
             missed: self.missed_heartbeats.max(1),
         }
+    }
+
+    /// The service's secrets: the `--secrets-file` and the `CCS_SECRET_*`
+    /// variables of this process, read now.
+    pub fn load_secrets(&self) -> Result<crate::secrets::Secrets, crate::secrets::SecretsError> {
+        crate::secrets::Secrets::load(self.secrets_file.as_deref(), std::env::vars_os())
     }
 
     pub fn agent_command(&self) -> Vec<String> {

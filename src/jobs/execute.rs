@@ -6,13 +6,21 @@
 //! 1. **Claim** the execution (`queued`/`running` → `running`, attempt + 1).
 //!    A terminal execution is left alone: that is what makes the handler
 //!    idempotent when apalis delivers the job again.
-//! 2. **Run** the agent through the configured [`Runner`], writing one log
+//! 2. **Prepare** the run from the project's `container.yaml`: the granted
+//!    tools (written to the audit log), `${SECRET}` references in `env` and
+//!    `mcpServers[].env` resolved from the worker's [`crate::secrets`] (an
+//!    undefined one fails the execution here, before anything starts), the
+//!    MCP config from [`crate::runner::mcp_catalog`].
+//! 3. **Run** the agent through the configured [`Runner`], writing one log
 //!    row per output line as it arrives, keeping a running cost estimate.
-//! 3. **Stop** it early on timeout (`timed_out`), on a cancel request
+//!    Every log line, the result and the error are **masked** (secret values
+//!    become `***`) before they are stored.
+//! 4. **Stop** it early on timeout (`timed_out`), on a cancel request
 //!    (`cancelled`, polled every [`CANCEL_POLL`]), or when the worker's
 //!    shutdown grace runs out (the job fails and is retried elsewhere).
-//! 4. **Record** the outcome: status, result, `total_cost_usd` (or the
-//!    estimate, marked as such), turns, session, exit code, duration.
+//! 5. **Record** the outcome: status, result, `total_cost_usd` (or the
+//!    estimate, marked as such), turns, session, exit code, duration; the
+//!    files the agent changed are logged ("changed files: …").
 //!
 //! Crash: if the worker dies mid-run, the agent dies with it (process group
 //! and parent-death signal), the reaper hands the job back, and step 1 of
@@ -24,9 +32,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::project_config;
+use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant};
 use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
-use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream};
+use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream, mcp_catalog};
+use crate::secrets::Masker;
 use crate::store::{Execution, ExecutionStatus, LogLine, Outcome, Project, StoreError, now_ms};
 use crate::worker::WorkerEnv;
 
@@ -102,10 +111,27 @@ async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError
             ));
         }
     };
-    let (spec, timeout) = match prepare(execution, &project, env) {
+    let Prepared {
+        spec,
+        timeout,
+        grant,
+    } = match prepare(execution, &project, env) {
         Ok(v) => v,
-        Err(message) => return Ok(Outcome::ended(ExecutionStatus::Failed, &message)),
+        Err(message) => {
+            log.note(&format!("refused before start: {message}"))
+                .await?;
+            return Ok(Outcome::ended(ExecutionStatus::Failed, &message));
+        }
     };
+    log.masker = Masker::new(&spec.mask);
+    env.store
+        .audit(
+            &env.worker_id,
+            "tools.granted",
+            &execution.id,
+            &grant_detail(&grant),
+        )
+        .await?;
 
     let (tx, mut rx) = mpsc::channel::<OutputLine>(256);
     let stop = CancellationToken::new();
@@ -123,32 +149,13 @@ async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError
     let exit: Result<RunExit, String> = loop {
         tokio::select! {
             line = rx.recv(), if lines_open => match line {
-                Some(line) => {
-                    let event = match line.stream {
-                        Stream::Stdout => parse_line(&line.text),
-                        Stream::Stderr => Event::Unparsed(line.text.clone()),
-                    };
-                    estimator.observe(&event);
-                    if let Event::Result(r) = &event {
-                        result = Some(r.clone());
-                    }
-                    let kind = match line.stream {
-                        Stream::Stdout => event.kind(),
-                        Stream::Stderr => "stderr",
-                    };
-                    log.line(kind, &line.text).await?;
-                }
+                Some(line) => observe(&line, &mut estimator, &mut result, &mut log).await?,
                 None => lines_open = false,
             },
             joined = &mut agent => {
                 // Drain what is still buffered before deciding.
                 while let Ok(line) = rx.try_recv() {
-                    let event = parse_line(&line.text);
-                    estimator.observe(&event);
-                    if let Event::Result(r) = &event {
-                        result = Some(r.clone());
-                    }
-                    log.line(if line.stream == Stream::Stdout { event.kind() } else { "stderr" }, &line.text).await?;
+                    observe(&line, &mut estimator, &mut result, &mut log).await?;
                 }
                 break match joined {
                     Ok(Ok(exit)) => Ok(exit),
@@ -178,45 +185,129 @@ async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError
             .await?;
         return Err(JobError::ShuttingDown);
     }
-    let outcome = decide(reason, exit, result, &estimator, timeout);
+    if let Ok(exit) = &exit
+        && !exit.changed_files.is_empty()
+    {
+        log.note(&format!("changed files: {}", exit.changed_files.join(", ")))
+            .await?;
+    }
+    let mut outcome = decide(reason, exit, result, &estimator, timeout);
+    outcome.result = log.masker.mask_opt(outcome.result);
+    outcome.error = log.masker.mask_opt(outcome.error);
     log.note(&format!("run ended: {}", outcome.status.as_str()))
         .await?;
     Ok(outcome)
 }
 
-/// Builds the run from the project's configuration. Errors are for people.
-fn prepare(
-    execution: &Execution,
-    project: &Project,
-    env: &WorkerEnv,
-) -> Result<(RunSpec, Duration), String> {
-    let container = match &project.container_yaml {
-        Some(text) => Some(
-            project_config::parse_container(".claude/container.yaml", text)
-                .map_err(|e| format!("invalid project configuration: {e}"))?,
-        ),
-        None => None,
+/// Records one output line and learns from it (cost, result).
+async fn observe(
+    line: &OutputLine,
+    estimator: &mut CostEstimator,
+    result: &mut Option<ResultMsg>,
+    log: &mut Logger<'_>,
+) -> Result<(), StoreError> {
+    let kind = match line.stream {
+        Stream::Stdout => {
+            let event = parse_line(&line.text);
+            estimator.observe(&event);
+            if let Event::Result(r) = &event {
+                *result = Some(r.clone());
+            }
+            event.kind()
+        }
+        Stream::Stderr => "stderr",
+        Stream::Note => "ccs",
     };
-    let mut agent = AgentOptions::default();
-    let mut timeout = env.default_timeout;
-    if let Some(c) = &container {
-        agent.allowed_tools = c.tools.allowed.clone().unwrap_or_default();
-        agent.disallowed_tools = c.tools.disallowed.clone();
-        agent.model = c.agent.model.clone();
-        agent.max_turns = c.agent.max_turns;
-        agent.permission_mode = c.agent.permission_mode.map(|m| m.as_cli_arg().to_owned());
-        timeout = c.resources.timeout.as_duration();
+    log.line(kind, &line.text).await
+}
+
+/// The audit log's record of a run's tools.
+fn grant_detail(grant: &ToolGrant) -> String {
+    serde_json::json!({
+        "allowed": grant.allowed,
+        "disallowed": grant.disallowed,
+        "maxToolRisk": grant.max_risk.map(|r| r.as_str()),
+    })
+    .to_string()
+}
+
+/// A run ready to start.
+struct Prepared {
+    spec: RunSpec,
+    timeout: Duration,
+    grant: ToolGrant,
+}
+
+/// Builds the run from the project's configuration and the worker's
+/// secrets. Errors are for people (and never hold a secret's value).
+fn prepare(execution: &Execution, project: &Project, env: &WorkerEnv) -> Result<Prepared, String> {
+    let container = match &project.container_yaml {
+        Some(text) => project_config::parse_container(".claude/container.yaml", text)
+            .map_err(|e| format!("invalid project configuration: {e}"))?,
+        None => ContainerConfig::default(),
+    };
+    let grant = container
+        .tool_grant()
+        .map_err(|e| format!("invalid project configuration: tools: {e}"))?;
+    let mut mask = Vec::new();
+    let mut agent_env = Vec::new();
+    for (name, value) in &container.env {
+        let value = env
+            .secrets
+            .resolve(value, &format!("env.{name}"), &mut mask)
+            .map_err(|e| e.to_string())?;
+        agent_env.push((name.clone(), value));
     }
-    agent.session_id = Some(uuid::Uuid::new_v4().to_string());
+    let mut servers = Vec::new();
+    for server in &container.mcp_servers {
+        let mut resolved: McpServer = server.clone();
+        for (name, value) in &mut resolved.env {
+            *value = env
+                .secrets
+                .resolve(
+                    value,
+                    &format!("mcpServers[{}].env.{name}", server.name),
+                    &mut mask,
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        servers.push(resolved);
+    }
+    let agent = AgentOptions {
+        model: container.agent.model.clone(),
+        max_turns: container.agent.max_turns,
+        allowed_tools: grant.allowed.clone().unwrap_or_default(),
+        disallowed_tools: grant.disallowed.clone(),
+        permission_mode: container
+            .agent
+            .permission_mode
+            .map(|m| m.as_cli_arg().to_owned()),
+        append_system_prompt: None,
+        mcp_config: mcp_catalog::mcp_config(&servers)?,
+        session_id: Some(uuid::Uuid::new_v4().to_string()),
+    };
+    let timeout = if project.container_yaml.is_some() {
+        container.resources.timeout.as_duration()
+    } else {
+        env.default_timeout
+    };
     let spec = RunSpec {
         execution_id: execution.id.clone(),
         attempt: execution.attempts,
         prompt: execution.prompt.clone(),
         project_dir: project.path.clone().into(),
         agent,
-        env: Vec::new(),
+        env: agent_env,
+        worker_id: env.worker_id.clone(),
+        project: project.name.clone(),
+        container,
+        mask,
     };
-    Ok((spec, timeout))
+    Ok(Prepared {
+        spec,
+        timeout,
+        grant,
+    })
 }
 
 /// The outcome of a run, from why it stopped, how it exited and what it said.
@@ -312,12 +403,14 @@ impl Outcome {
     }
 }
 
-/// Appends an execution's log rows with consecutive sequence numbers.
+/// Appends an execution's log rows with consecutive sequence numbers,
+/// secret values masked.
 struct Logger<'a> {
     env: &'a WorkerEnv,
     execution_id: &'a str,
     attempt: i64,
     seq: i64,
+    masker: Masker,
 }
 
 impl<'a> Logger<'a> {
@@ -327,6 +420,7 @@ impl<'a> Logger<'a> {
             execution_id: &execution.id,
             attempt: execution.attempts,
             seq: env.store.next_log_seq(&execution.id).await?,
+            masker: Masker::default(),
         })
     }
 
@@ -335,7 +429,7 @@ impl<'a> Logger<'a> {
             seq: self.seq,
             at: now_ms(),
             kind: kind.to_owned(),
-            text: text.to_owned(),
+            text: self.masker.mask(text).into_owned(),
         };
         self.env
             .store
@@ -362,6 +456,7 @@ mod tests {
             stopped: false,
             oom_killed: false,
             duration: Duration::from_millis(5),
+            changed_files: Vec::new(),
         })
     }
 

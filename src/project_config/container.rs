@@ -31,6 +31,8 @@
 //! env: { LOG_LEVEL: debug, API_KEY: ${API_KEY} }            # ext
 //! test: { command: cargo test, coverage: cargo llvm-cov }   # ext
 //! agent: { model: sonnet, maxTurns: 10, permissionMode: acceptEdits }   # ext
+//! #   agent.maxToolRisk: low | medium | high (ext): the riskiest tool the
+//! #   project may grant, see ToolRisk
 //! ```
 //!
 //! **Unknown keys are errors at every level**, not only at the top: a typo such
@@ -42,7 +44,10 @@
 //! Tool names are Claude Code's: one of [`KNOWN_TOOLS`], a known tool with a
 //! permission specifier in parentheses (`Bash(git diff:*)`, `Read(src/**)`,
 //! `WebFetch(domain:github.com)`), or an MCP tool `mcp__<server>` /
-//! `mcp__<server>__<tool>`.
+//! `mcp__<server>__<tool>`. Every tool has a [`ToolRisk`]; `agent.maxToolRisk`
+//! caps what the project may grant (a tool above it in `tools.allowed` is an
+//! error), and [`ContainerConfig::tool_grant`] turns both into the run's
+//! `--allowedTools` / `--disallowedTools`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -369,6 +374,67 @@ pub struct AgentDefaults {
     pub max_turns: Option<u32>,
     /// `--permission-mode`.
     pub permission_mode: Option<PermissionMode>,
+    /// *ext* — the riskiest tool this project may grant; `None`: no cap.
+    pub max_tool_risk: Option<ToolRisk>,
+}
+
+/// How much harm a tool can do with the workspace and beyond it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolRisk {
+    /// Reads the workspace: `Read`, `Glob`, `Grep`, `LS`, `NotebookRead`,
+    /// `TodoWrite`.
+    Low,
+    /// Changes the workspace: `Write`, `Edit`, `MultiEdit`, `NotebookEdit`,
+    /// `Task` (sub-agents, with the tools granted anyway).
+    Medium,
+    /// Runs programs or reaches the network: `Bash`, `WebFetch`,
+    /// `WebSearch`, `Browser`, and every MCP tool (`mcp__…`).
+    High,
+}
+
+impl ToolRisk {
+    /// The risk of a tool name (a permission specifier does not change it);
+    /// `None` for a name that is not a tool.
+    pub fn of(tool: &str) -> Option<Self> {
+        if tool.starts_with("mcp__") {
+            return check_tool(tool).ok().map(|()| Self::High);
+        }
+        let base = tool.split_once('(').map_or(tool, |(base, _)| base);
+        Some(match base {
+            "Read" | "Glob" | "Grep" | "LS" | "NotebookRead" | "TodoWrite" => Self::Low,
+            "Write" | "Edit" | "MultiEdit" | "NotebookEdit" | "Task" => Self::Medium,
+            "Bash" | "WebFetch" | "WebSearch" | "Browser" => Self::High,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for ToolRisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The tools one run is given ([`ContainerConfig::tool_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolGrant {
+    /// `--allowedTools`; `None` when nothing restricts them (the agent's
+    /// defaults apply).
+    pub allowed: Option<Vec<String>>,
+    /// `--disallowedTools`: the project's list, plus every known tool above
+    /// `agent.maxToolRisk`.
+    pub disallowed: Vec<String>,
+    /// The cap applied, if any.
+    pub max_risk: Option<ToolRisk>,
 }
 
 /// Claude Code's `--permission-mode` values.
@@ -409,6 +475,72 @@ impl ContainerConfig {
             .flat_map(|v| template::references(v).into_iter().map(|r| r.name))
             .collect();
         names.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Whether `tool` is within `agent.maxToolRisk`.
+    fn check_risk(&self, tool: &str) -> Result<(), String> {
+        let (Some(cap), Some(risk)) = (self.agent.max_tool_risk, ToolRisk::of(tool)) else {
+            return Ok(());
+        };
+        if risk <= cap {
+            Ok(())
+        } else {
+            Err(format!(
+                "tool `{tool}` is {risk} risk, above the project's agent.maxToolRisk `{cap}`"
+            ))
+        }
+    }
+
+    /// The tools a run of this project is given: `tools.allowed` (or, when
+    /// only `agent.maxToolRisk` restricts them, every known tool within the
+    /// cap, plus the MCP servers' tools when the cap is `high`), without
+    /// `tools.disallowed`; every known tool above the cap is disallowed
+    /// outright.
+    ///
+    /// # Errors
+    ///
+    /// An unknown tool, or one above the cap (what validation reports, for a
+    /// configuration that skipped it).
+    pub fn tool_grant(&self) -> Result<ToolGrant, String> {
+        let cap = self.agent.max_tool_risk;
+        let allowed = match (&self.tools.allowed, cap) {
+            (Some(list), _) => Some(list.clone()),
+            (None, Some(cap)) => {
+                let mut list: Vec<String> = KNOWN_TOOLS
+                    .iter()
+                    .filter(|t| ToolRisk::of(t).is_some_and(|r| r <= cap))
+                    .map(|t| (*t).to_owned())
+                    .collect();
+                if cap >= ToolRisk::High {
+                    list.extend(self.mcp_servers.iter().map(|s| format!("mcp__{}", s.name)));
+                }
+                Some(list)
+            }
+            (None, None) => None,
+        };
+        for tool in allowed.iter().flatten() {
+            check_tool(tool).and_then(|()| self.check_risk(tool))?;
+        }
+        let mut disallowed = self.tools.disallowed.clone();
+        if let Some(cap) = cap {
+            for tool in KNOWN_TOOLS {
+                if ToolRisk::of(tool).is_some_and(|r| r > cap)
+                    && !disallowed.iter().any(|d| d == tool)
+                {
+                    disallowed.push((*tool).to_owned());
+                }
+            }
+        }
+        let allowed = allowed.map(|list| {
+            list.into_iter()
+                .filter(|t| !disallowed.contains(t))
+                .collect::<Vec<_>>()
+        });
+        Ok(ToolGrant {
+            allowed,
+            disallowed,
+            max_risk: cap,
+        })
     }
 
     /// The MCP server called `name`.
@@ -466,6 +598,8 @@ impl ContainerConfig {
         let allowed = self.tools.allowed.as_deref().unwrap_or_default();
         for (i, tool) in allowed.iter().enumerate() {
             if let Err(message) = check_tool(tool) {
+                issues.field(format!("tools.allowed[{i}]"), message);
+            } else if let Err(message) = self.check_risk(tool) {
                 issues.field(format!("tools.allowed[{i}]"), message);
             }
         }
@@ -791,6 +925,86 @@ security:
         // Unset security keys keep their defaults.
         assert!(c.security.no_new_privileges);
         assert_eq!(c.security.drop_capabilities, ["ALL"]);
+    }
+
+    #[test]
+    fn tool_risks() {
+        assert_eq!(ToolRisk::of("Read"), Some(ToolRisk::Low));
+        assert_eq!(ToolRisk::of("Read(src/**)"), Some(ToolRisk::Low));
+        assert_eq!(ToolRisk::of("Edit"), Some(ToolRisk::Medium));
+        assert_eq!(ToolRisk::of("Bash(git diff:*)"), Some(ToolRisk::High));
+        assert_eq!(ToolRisk::of("mcp__github__get_issue"), Some(ToolRisk::High));
+        assert_eq!(ToolRisk::of("Teleport"), None);
+        assert!(ToolRisk::Low < ToolRisk::Medium && ToolRisk::Medium < ToolRisk::High);
+        // Every known tool has a risk.
+        for tool in KNOWN_TOOLS {
+            assert!(ToolRisk::of(tool).is_some(), "{tool}");
+        }
+    }
+
+    #[test]
+    fn max_tool_risk_refuses_riskier_tools() {
+        let err = expect_error(
+            "tools:\n  allowed: [Read, Edit, Bash]\nagent:\n  maxToolRisk: medium\n",
+            2,
+            "tools.allowed[2]",
+            "is high risk, above the project's agent.maxToolRisk `medium`",
+        );
+        assert!(err.message.contains("`Bash`"), "{err}");
+        expect_error(
+            "agent:\n  maxToolRisk: extreme\n",
+            2,
+            "agent.maxToolRisk",
+            "extreme",
+        );
+        let c = parse("tools:\n  allowed: [Read, Grep]\nagent: {maxToolRisk: low}\n").unwrap();
+        assert_eq!(c.agent.max_tool_risk, Some(ToolRisk::Low));
+    }
+
+    #[test]
+    fn tool_grant_from_lists_and_cap() {
+        // Nothing restricts: the agent's defaults.
+        let g = ContainerConfig::default().tool_grant().unwrap();
+        assert_eq!(g.allowed, None);
+        assert!(g.disallowed.is_empty());
+        // An explicit list, minus the disallowed ones.
+        let c = parse("tools: {allowed: [Read, Bash], disallowed: [WebFetch]}\n").unwrap();
+        let g = c.tool_grant().unwrap();
+        assert_eq!(g.allowed.unwrap(), ["Read", "Bash"]);
+        assert_eq!(g.disallowed, ["WebFetch"]);
+        // A cap alone: every known tool within it; the rest disallowed.
+        let c = parse("agent: {maxToolRisk: medium}\ntools: {disallowed: [Task]}\n").unwrap();
+        let g = c.tool_grant().unwrap();
+        let allowed = g.allowed.unwrap();
+        assert!(allowed.contains(&"Edit".to_owned()), "{allowed:?}");
+        assert!(!allowed.contains(&"Task".to_owned()), "{allowed:?}");
+        assert!(!allowed.contains(&"Bash".to_owned()), "{allowed:?}");
+        for high in ["Bash", "WebFetch", "WebSearch", "Browser"] {
+            assert!(
+                g.disallowed.contains(&high.to_owned()),
+                "{:?}",
+                g.disallowed
+            );
+        }
+        assert_eq!(g.max_risk, Some(ToolRisk::Medium));
+        // A high cap grants the MCP servers' tools too.
+        let c =
+            parse("agent: {maxToolRisk: high}\nmcpServers:\n  - name: custom\n    command: x\n")
+                .unwrap();
+        let allowed = c.tool_grant().unwrap().allowed.unwrap();
+        assert!(allowed.contains(&"mcp__custom".to_owned()), "{allowed:?}");
+        assert!(allowed.contains(&"Bash".to_owned()), "{allowed:?}");
+        // What validation refuses, the grant refuses too.
+        let mut c = ContainerConfig::default();
+        c.tools.allowed = Some(vec!["Teleport".into()]);
+        assert!(
+            c.tool_grant()
+                .unwrap_err()
+                .contains("unknown tool `Teleport`")
+        );
+        c.tools.allowed = Some(vec!["Bash".into()]);
+        c.agent.max_tool_risk = Some(ToolRisk::Low);
+        assert!(c.tool_grant().unwrap_err().contains("above"));
     }
 
     #[test]

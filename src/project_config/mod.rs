@@ -66,10 +66,10 @@ use std::path::Path;
 
 pub use container::{
     AgentDefaults, ContainerConfig, KNOWN_TOOLS, McpServer, NetworkMode, PermissionMode, Resources,
-    RunAsUser, Security, TestConfig, ToolsConfig,
+    RunAsUser, Security, TestConfig, ToolGrant, ToolRisk, ToolsConfig,
 };
 pub use error::{ConfigError, ConfigErrorKind};
-pub use template::{Reference, interpolate, is_context_name, references};
+pub use template::{Reference, interpolate, is_context_name, is_identifier, references};
 pub use units::{CpuCount, DurationSpec, MemorySize, Money, UnitError};
 pub use workflow::{
     AgentContainer, AgentSpec, ApprovalRule, Branch, Budget, ErrorAction, GithubNotifications,

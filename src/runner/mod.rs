@@ -10,13 +10,25 @@
 //!
 //! * [`process::ProcessRunner`] — a child process in a temporary workspace
 //!   (the embedded default; machines without Docker).
-//! * The Docker runner (bollard) implements the same trait.
+//! * [`docker::DockerRunner`] — a locked-down container per run (bollard),
+//!   with [`egress_proxy`] when the project restricts egress and
+//!   [`mcp_catalog`] for the agent's MCP servers.
+//!
+//! Both return the files the agent changed in its copy of the project
+//! ([`workspace::changed_files`]) and leave the project itself untouched.
 
+pub mod docker;
+pub mod egress_proxy;
+pub mod mcp_catalog;
+pub mod orphans;
 pub mod process;
 pub mod stream_json;
+pub mod workspace;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::project_config::ContainerConfig;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +48,17 @@ pub struct RunSpec {
     /// Extra environment for the agent (already resolved; may hold secrets,
     /// so never log it).
     pub env: Vec<(String, String)>,
+    /// The worker running this attempt (labels its container).
+    pub worker_id: String,
+    /// The project's name (labels its container).
+    pub project: String,
+    /// The project's parsed `.claude/container.yaml` (the defaults when it
+    /// has none): image, limits, isolation. The process runner applies only
+    /// what the job already turned into `agent` and `env`.
+    pub container: ContainerConfig,
+    /// Secret values in `env` and the MCP config: the job masks them in
+    /// everything it stores. Never log them.
+    pub mask: Vec<String>,
 }
 
 /// Options turned into the agent's command-line arguments.
@@ -92,6 +115,9 @@ impl AgentOptions {
 pub enum Stream {
     Stdout,
     Stderr,
+    /// Not the agent's: a note of the runner about the run (an egress
+    /// refusal, a capped limit), logged as a `ccs` line.
+    Note,
 }
 
 /// One line the agent printed.
@@ -113,6 +139,9 @@ pub struct RunExit {
     /// The container ran out of memory (Docker runner).
     pub oom_killed: bool,
     pub duration: Duration,
+    /// Paths (relative, `/`-separated, sorted) the agent added, changed or
+    /// deleted in its copy of the project; `.git/` is not looked at.
+    pub changed_files: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +152,26 @@ pub enum RunnerError {
     /// The runner failed while the agent ran.
     #[error("runner failure: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Something a run left on the host, with the labels that say whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// `container` or `network`; containers go first.
+    pub kind: LeftoverKind,
+    /// The daemon's id of it.
+    pub id: String,
+    /// The worker that made it.
+    pub worker_id: String,
+    /// The execution and attempt it ran.
+    pub execution_id: String,
+    pub attempt: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeftoverKind {
+    Container,
+    Network,
 }
 
 /// A way to run the agent.
@@ -141,4 +190,17 @@ pub trait Runner: Send + Sync + 'static {
         lines: mpsc::Sender<OutputLine>,
         stop: CancellationToken,
     ) -> Result<RunExit, RunnerError>;
+
+    /// What runs left on the host that outlives a worker (containers,
+    /// networks), whoever's they are. Runners whose runs die with their
+    /// worker have none. See [`orphans`].
+    async fn leftovers(&self) -> Result<Vec<Leftover>, RunnerError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes one leftover (and the run directory that went with it);
+    /// `false` when it was already gone.
+    async fn remove_leftover(&self, _leftover: &Leftover) -> Result<bool, RunnerError> {
+        Ok(false)
+    }
 }

@@ -10,7 +10,8 @@
 //! The child leads a process group of its own and is killed with the whole
 //! group: on `stop`, after it exits (whatever it left running), and — via
 //! `PR_SET_PDEATHSIG` — when the worker itself dies, so a SIGKILLed worker
-//! leaves no agent behind. The run directory is removed at the end.
+//! leaves no agent behind. The files the agent changed in its workspace are
+//! listed ([`super::workspace`]), then the run directory is removed.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -77,6 +78,7 @@ impl ProcessRunner {
             tokio::fs::remove_dir_all(run_dir).await?;
         }
         tokio::fs::create_dir_all(&home).await?;
+        let project_dir = spec.project_dir.clone();
         let source = spec.project_dir.clone();
         let dest = workspace.clone();
         tokio::task::spawn_blocking(move || copy_tree(&source, &dest))
@@ -152,6 +154,8 @@ impl ProcessRunner {
         // The pipes close once every process holding them is gone.
         let _ = out_task.await;
         let _ = err_task.await;
+        let duration = started.elapsed();
+        let changed_files = super::workspace::list_changes(project_dir, workspace).await;
 
         use std::os::unix::process::ExitStatusExt as _;
         Ok(RunExit {
@@ -159,7 +163,8 @@ impl ProcessRunner {
             signal: status.signal(),
             stopped,
             oom_killed: false,
-            duration: started.elapsed(),
+            duration,
+            changed_files,
         })
     }
 }

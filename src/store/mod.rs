@@ -17,6 +17,7 @@
 
 mod models;
 mod queries;
+mod workers;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -20,7 +20,10 @@ pub(super) struct Queries {
 /// The area files of one backend, in a fixed order.
 macro_rules! backend_sql {
     ($dir:literal) => {
-        &[include_str!(concat!("sql/", $dir, "/core.sql"))]
+        &[
+            include_str!(concat!("sql/", $dir, "/core.sql")),
+            include_str!(concat!("sql/", $dir, "/workers.sql")),
+        ]
     };
 }
 

@@ -41,6 +41,8 @@ pub struct WorkerEnv {
     pub prices: PriceTable,
     /// Fires when the shutdown grace period is over: running agents stop.
     pub shutdown: CancellationToken,
+    /// The service's secrets, for `${NAME}` in project `env` values.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 /// A unique, readable worker id: host, pid and a random suffix.
@@ -70,11 +72,21 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = Store::new(db.store.clone(), db.backend);
+    let secrets = Arc::new(args.load_secrets()?);
     let heartbeat = args.heartbeat();
     let reaper_stop = CancellationToken::new();
     let reaper = tokio::spawn(crate::queue::reaper::run(
         store.clone(),
         heartbeat,
+        reaper_stop.clone(),
+    ));
+    // Containers (and the like) of dead workers: removed now and then.
+    let own_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let orphans = tokio::spawn(crate::runner::orphans::run(
+        store.clone(),
+        runner.clone(),
+        heartbeat,
+        own_ids.clone(),
         reaper_stop.clone(),
     ));
     // Stop claiming on `stop`; after the grace period, stop running agents.
@@ -95,7 +107,11 @@ pub async fn run(
             default_timeout: args.default_timeout,
             prices: PriceTable::default(),
             shutdown: shutdown.clone(),
+            secrets: secrets.clone(),
         });
+        if let Ok(mut ids) = own_ids.lock() {
+            ids.push(env.worker_id.clone());
+        }
         tracing::info!(
             worker.id = %env.worker_id,
             backend = %db.backend,
@@ -121,6 +137,7 @@ pub async fn run(
     };
     reaper_stop.cancel();
     let _ = reaper.await;
+    let _ = orphans.await;
     result.context("worker failed")
 }
 

@@ -120,6 +120,11 @@ pub struct Options {
     pub in_process_worker: bool,
     pub container_yaml: Option<String>,
     pub max_body_bytes: usize,
+    /// The in-process worker's runner (default: the process runner with the
+    /// test agent).
+    pub runner: Option<Arc<dyn ccs::runner::Runner>>,
+    /// The in-process worker's `--secrets-file`.
+    pub secrets_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -129,6 +134,8 @@ impl Default for Options {
             in_process_worker: true,
             container_yaml: None,
             max_body_bytes: 64 * 1024,
+            runner: None,
+            secrets_file: None,
         }
     }
 }
@@ -146,6 +153,8 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
         work_dir: Some(work_dir.to_path_buf()),
         pass_env: vec!["CCS_TEST_AGENT_RECORD".into()],
         worker_listen: "127.0.0.1:0".parse().unwrap(),
+        secrets_file: None,
+        docker: ccs::settings::DockerArgs::default(),
     }
 }
 
@@ -206,12 +215,16 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
     });
     let work_dir = tempfile::tempdir().expect("tempdir");
     let worker = if options.in_process_worker {
-        let args = worker_args(work_dir.path());
-        let runner = Arc::new(ProcessRunner {
-            command: vec![test_agent().display().to_string()],
-            work_dir: work_dir.path().to_path_buf(),
-            pass_env: args.pass_env.clone(),
-        });
+        let mut args = worker_args(work_dir.path());
+        args.secrets_file = options.secrets_file.clone();
+        let runner = match options.runner.clone() {
+            Some(runner) => runner,
+            None => Arc::new(ProcessRunner {
+                command: vec![test_agent().display().to_string()],
+                work_dir: work_dir.path().to_path_buf(),
+                pass_env: args.pass_env.clone(),
+            }),
+        };
         let database = database.clone();
         let stop = stop.clone();
         Some(tokio::spawn(async move {
@@ -331,6 +344,25 @@ impl WorkerProcess {
             .args(["--poll-interval", "50ms", "--shutdown-grace", "5s"])
             .env("CCS_DATABASE_URL", &app.db.url)
             .env("CCS_AGENT_COMMAND", test_agent())
+            .env("CCS_WORK_DIR", app.work_dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn worker");
+        WorkerProcess { child }
+    }
+
+    /// A `ccs worker --runner docker` running the test agent image.
+    pub fn spawn_docker(app: &TestApp, concurrency: usize, image: &str) -> WorkerProcess {
+        let child = tokio::process::Command::new(ccs_bin())
+            .args(["worker", "--concurrency", &concurrency.to_string()])
+            .args(["--worker-listen", "127.0.0.1:0"])
+            .args(["--heartbeat-interval", "1s", "--missed-heartbeats", "3"])
+            .args(["--poll-interval", "50ms", "--shutdown-grace", "5s"])
+            .args(["--runner", "docker", "--agent-command", "ccs-test-agent"])
+            .args(["--agent-image", image])
+            .env("CCS_DATABASE_URL", &app.db.url)
             .env("CCS_WORK_DIR", app.work_dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

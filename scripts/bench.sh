@@ -6,9 +6,9 @@
 #      enqueue-to-start latency, and the plan of apalis-mysql's fetch query.
 # Starts MariaDB and PostgreSQL (scripts/db/start-all.sh), builds the release
 # binaries (ccs, ccs-test-agent, bare-apalis-worker, the bench targets) into
-# target/release, runs
-# both benches, and keeps a copy of the output in target/bench/<time>.md.
-# Takes about 10 minutes after the build on 2 cores.
+# target/release, runs both benches, and keeps a copy of the output in
+# target/bench/<time>.md.
+# Takes about 6 minutes after the build on 2 cores.
 #
 # Env: CCS_BENCH_BACKENDS  backends to measure (default sqlite,mysql,postgres)
 #      CCS_BENCH_REQUESTS  ingestion requests per backend and path (3000)

@@ -3,10 +3,10 @@
 //!
 //! Two bench targets (`harness = false`) and one helper binary:
 //!
-//! * `ingestion.rs` — authenticated `POST /webhook/execute` against an
+//! * `benches/ingestion.rs` — authenticated `POST /webhook/execute` against an
 //!   in-process API on 127.0.0.1 with no worker, beside plain single-row
 //!   `INSERT` commits through sqlx at the same concurrency;
-//! * `queue.rs` — jobs per second drained by 1, 2 and 4 `ccs worker`
+//! * `benches/queue.rs` — jobs per second drained by 1, 2 and 4 `ccs worker`
 //!   processes running the test agent, beside as many bare apalis workers
 //!   (`src/bin/bare_apalis_worker.rs`), and enqueue-to-start latency with
 //!   idle workers; on MariaDB also the plan of apalis-mysql's fetch query.

@@ -12,6 +12,8 @@
 //! * [`store`] — the service's tables behind one interface (SQL per backend).
 //! * [`queue`] — the apalis queues: job payloads, storages, the reaper.
 //! * [`jobs`] — one file per job handler.
+//! * [`limits`] — rate limits and cost budgets: what holds per API process,
+//!   what holds fleet-wide through the database.
 //! * [`worker`] — the worker process: claims jobs, runs handlers, shuts down.
 //! * [`runner`] — how an agent runs: a child process, or a locked-down Docker
 //!   container with an egress proxy.
@@ -22,6 +24,7 @@
 //! * [`auth`] — API keys: generation, hashing, permissions.
 //! * [`http`] — the API process: router, handlers, errors.
 //! * [`telemetry`] — logging and Prometheus metrics.
+//! * [`workflows`] — multi-agent workflow runs as chains of step jobs.
 
 pub mod auth;
 pub mod cli;
@@ -29,6 +32,7 @@ pub mod db;
 pub mod executions;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod project_config;
 pub mod projects;
 pub mod queue;
@@ -38,3 +42,4 @@ pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod worker;
+pub mod workflows;

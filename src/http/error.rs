@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthError;
 use crate::executions::SubmitError;
+use crate::limits::rate::RetryAfter;
 use crate::projects::ProjectError;
 use crate::store::StoreError;
 
@@ -37,6 +38,16 @@ pub enum ApiError {
     /// 422: well-formed JSON whose content is invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 402: a daily budget the request counts toward is used up.
+    #[error("{0}")]
+    BudgetExhausted(String),
+    /// 429: over an ingestion rate limit; `Retry-After` (seconds) says when
+    /// to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503: the database does not answer; retry later.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -56,6 +67,8 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BudgetExhausted(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,6 +90,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }
@@ -107,7 +128,17 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::ProjectNotFound(_) => Self::NotFound(e.to_string()),
             SubmitError::Invalid(m) => Self::Unprocessable(m),
+            SubmitError::BudgetExhausted(m) => Self::BudgetExhausted(m),
             SubmitError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<RetryAfter> for ApiError {
+    fn from(e: RetryAfter) -> Self {
+        Self::TooManyRequests {
+            message: e.to_string(),
+            retry_after_secs: e.retry_after_secs(),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::extract::{ApiJson, Caller};
 use super::{ApiError, State};
 use crate::executions::{ProjectRef, Submission};
+use crate::limits::rate::RateScope;
 use crate::store::{Execution, Permission};
 
 /// The body of `POST /api/v1/executions` and `POST /webhook/execute`.
@@ -22,6 +23,10 @@ pub struct ExecuteBody {
     /// default when absent.
     pub source: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Enqueue even when a daily budget it counts toward is used up
+    /// (otherwise: 402).
+    #[serde(default)]
+    pub queue_if_over_budget: bool,
     /// Start the project's workflow instead of a single prompt.
     #[serde(default)]
     pub workflow: bool,
@@ -35,11 +40,6 @@ impl ExecuteBody {
         api_key_id: i64,
         default_source: &str,
     ) -> Result<Submission, ApiError> {
-        if self.workflow {
-            return Err(ApiError::Unprocessable(
-                "workflow runs are not enabled on this server yet".into(),
-            ));
-        }
         if self.context.is_some() {
             return Err(ApiError::Unprocessable(
                 "`context` is for workflow runs (`\"workflow\": true`)".into(),
@@ -68,6 +68,7 @@ impl ExecuteBody {
             source: self.source.unwrap_or_else(|| default_source.to_owned()),
             idempotency_key: self.idempotency_key,
             api_key_id: Some(api_key_id),
+            queue_if_over_budget: self.queue_if_over_budget,
         })
     }
 }
@@ -81,31 +82,60 @@ pub struct Accepted {
 }
 
 /// Validates, enqueues, answers 202 (also for a repeated idempotency key).
+/// With `"workflow": true`, starts a run of the project's workflow instead.
 pub async fn submit(
     state: &super::AppState,
     caller: &Caller,
     body: ExecuteBody,
     default_source: &str,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = caller.require(Permission::Execute)?;
+    state
+        .rate_limits
+        .check(RateScope::ApiKey, &key.id.to_string())?;
+    if body.workflow {
+        if body.prompt.is_some() {
+            return Err(ApiError::Unprocessable(
+                "a workflow run takes `context`, not `prompt`".into(),
+            ));
+        }
+        let project = match (body.project_id, body.project) {
+            (Some(id), None) => ProjectRef::Id(id),
+            (None, Some(name)) => ProjectRef::Name(name),
+            _ => {
+                return Err(ApiError::Unprocessable(
+                    "give exactly one of projectId or project".into(),
+                ));
+            }
+        };
+        let source = body.source.unwrap_or_else(|| default_source.to_owned());
+        let context = match body.context {
+            None => serde_json::Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => {
+                return Err(ApiError::Unprocessable(
+                    "`context` must be an object".into(),
+                ));
+            }
+        };
+        return super::workflows::start_run(state, caller, project, context, &source).await;
+    }
     let submission = body.into_submission(key.id, default_source)?;
     let created = crate::executions::submit(&state.store, submission, state.limits).await?;
     let id = created.value.id;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status_url: format!("/api/v1/executions/{id}"),
-            execution_id: id,
-            status: created.value.status.as_str(),
-        }),
-    ))
+    let accepted = Accepted {
+        status_url: format!("/api/v1/executions/{id}"),
+        execution_id: id,
+        status: created.value.status.as_str(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!(accepted))))
 }
 
 pub async fn create(
     axum::extract::State(state): State,
     caller: Caller,
     ApiJson(body): ApiJson<ExecuteBody>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     submit(&state, &caller, body, "api").await
 }
 

@@ -6,13 +6,17 @@
 //! committed to the database.
 
 mod api_keys;
+mod budget;
 mod error;
+mod events;
 mod executions;
 mod extract;
 mod health;
+mod notifications;
 mod projects;
 mod queues;
 mod webhooks;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -23,6 +27,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::executions::SubmitLimits;
+use crate::limits::rate::RateLimiters;
 use crate::store::Store;
 
 /// The API's state, shared by every request.
@@ -32,6 +37,8 @@ pub struct AppState {
     pub store: Store,
     /// Limits on what a submission may contain.
     pub limits: SubmitLimits,
+    /// Ingestion rate limits, counted in this process's memory.
+    pub rate_limits: Arc<RateLimiters>,
 }
 
 /// Every route of the API.
@@ -52,6 +59,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/executions/{id}/logs", get(executions::logs))
         .route("/api/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/v1/executions/{id}/events", get(events::execution))
+        .route("/api/v1/workflows", post(workflows::create))
+        .route("/api/v1/workflows/{id}", get(workflows::get))
+        .route("/api/v1/workflows/{id}/events", get(events::workflow))
+        .route("/api/v1/workflows/{id}/{action}", post(workflows::control))
+        .route("/api/v1/budget", get(budget::get).put(budget::put))
+        .route("/api/v1/projects/{id}/budget", post(budget::set_project))
+        .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/api-keys", post(api_keys::create))
         .route("/api/v1/queues", get(queues::counts));
     Router::new()

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::executions::{Accepted, ExecuteBody};
+use super::executions::ExecuteBody;
 use super::extract::{ApiJson, Caller};
 use super::{ApiError, State};
 
@@ -18,7 +18,7 @@ pub async fn execute(
     axum::extract::State(state): State,
     caller: Caller,
     ApiJson(body): ApiJson<ExecuteBody>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     super::executions::submit(&state, &caller, body, "webhook").await
 }
 

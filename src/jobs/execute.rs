@@ -22,6 +22,15 @@
 //!    estimate, marked as such), turns, session, exit code, duration; the
 //!    files the agent changed are logged ("changed files: …").
 //!
+//! **Limits** ([`crate::limits`]): claiming is an *admission*
+//! ([`admission::admit`]): under the project's lock, the fleet-wide
+//! concurrency and start-rate limits are checked and the run's ceiling is
+//! reserved against its daily budgets, or the job goes back to the queue
+//! (or, over budget with the `refuse` policy, the execution ends
+//! `budget_exceeded`). While the agent runs, a running cost estimate past
+//! the ceiling stops it (`budget_exceeded`, the estimate recorded as its
+//! cost). Recording the outcome settles the reservation to the real cost.
+//!
 //! Crash: if the worker dies mid-run, the agent dies with it (process group
 //! and parent-death signal), the reaper hands the job back, and step 1 of
 //! the next attempt takes over the `running` execution.
@@ -32,7 +41,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::admission::{self, Admitted};
 use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant};
+use crate::queue::JobRef;
 use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
 use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream, mcp_catalog};
 use crate::secrets::Masker;
@@ -57,19 +68,23 @@ enum StopReason {
     Timeout,
     Cancelled,
     Shutdown,
+    /// The running cost estimate passed the run's ceiling.
+    BudgetExceeded,
 }
 
-pub async fn handle(execution_id: &str, env: Arc<WorkerEnv>) -> Result<(), JobError> {
-    let Some(execution) = env
-        .store
-        .start_execution(execution_id, &env.worker_id)
-        .await?
+/// Runs execution `execution_id`, delivered by the apalis job `job`.
+pub async fn handle(execution_id: &str, job: &JobRef, env: Arc<WorkerEnv>) -> Result<(), JobError> {
+    let admitted =
+        admission::admit(&env.store, &env.limits, execution_id, job, &env.worker_id).await?;
+    let Some(Admitted {
+        execution,
+        ceiling_usd,
+    }) = admitted
     else {
-        tracing::info!(execution.id = %execution_id, "execution already finished; nothing to do");
         return Ok(());
     };
     let started = std::time::Instant::now();
-    let outcome = run(&execution, &env).await?;
+    let outcome = run(&execution, ceiling_usd, &env).await?;
     let status = outcome.status;
     let cost = outcome.cost_usd.unwrap_or_default();
     if env.store.finish_execution(&execution.id, &outcome).await? {
@@ -90,7 +105,11 @@ pub async fn handle(execution_id: &str, env: Arc<WorkerEnv>) -> Result<(), JobEr
 }
 
 /// Runs the agent for a claimed execution and decides its outcome.
-async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError> {
+async fn run(
+    execution: &Execution,
+    ceiling_usd: f64,
+    env: &WorkerEnv,
+) -> Result<Outcome, JobError> {
     let mut log = Logger::new(env, execution).await?;
     log.note(&format!(
         "attempt {} started on worker {} ({} runner)",
@@ -147,6 +166,16 @@ async fn run(execution: &Execution, env: &WorkerEnv) -> Result<Outcome, JobError
     let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
     let mut lines_open = true;
     let exit: Result<RunExit, String> = loop {
+        // The estimate moves with each line: check it before the next one.
+        if reason.is_none() && over_ceiling(&estimator, ceiling_usd) {
+            reason = Some(StopReason::BudgetExceeded);
+            stop.cancel();
+            log.note(&format!(
+                "stopping the agent: its estimated cost ${:.4} passed this run's ceiling of ${ceiling_usd:.2}",
+                estimator.running_estimate_usd()
+            ))
+            .await?;
+        }
         tokio::select! {
             line = rx.recv(), if lines_open => match line {
                 Some(line) => observe(&line, &mut estimator, &mut result, &mut log).await?,
@@ -286,11 +315,15 @@ fn prepare(execution: &Execution, project: &Project, env: &WorkerEnv) -> Result<
         mcp_config: mcp_catalog::mcp_config(&servers)?,
         session_id: Some(uuid::Uuid::new_v4().to_string()),
     };
-    let timeout = if project.container_yaml.is_some() {
+    let mut timeout = if project.container_yaml.is_some() {
         container.resources.timeout.as_duration()
     } else {
         env.default_timeout
     };
+    // A workflow step gets no more than its run's maxRuntime leaves.
+    if let Some(ms) = execution.timeout_ms {
+        timeout = timeout.min(Duration::from_millis(ms.max(0) as u64));
+    }
     let spec = RunSpec {
         execution_id: execution.id.clone(),
         attempt: execution.attempts,
@@ -356,6 +389,14 @@ fn decide(
             outcome.error = Some("cancelled while running".into());
             return outcome;
         }
+        Some(StopReason::BudgetExceeded) => {
+            outcome.status = ExecutionStatus::BudgetExceeded;
+            outcome.error = Some(format!(
+                "stopped: its estimated cost of ${cost_usd:.4} passed this run's ceiling \
+                 (maxCostPerExecution)"
+            ));
+            return outcome;
+        }
         Some(StopReason::Shutdown) | None => {}
     }
     if exit.oom_killed {
@@ -384,6 +425,13 @@ fn decide(
         }
     }
     outcome
+}
+
+/// Whether the running estimate passed the run's ceiling (by more than a
+/// micro-dollar: an estimate that lands on the ceiling has not passed it).
+/// Once the result line came, the run is over and its reported cost stands.
+fn over_ceiling(estimator: &CostEstimator, ceiling_usd: f64) -> bool {
+    estimator.is_estimate() && estimator.running_estimate_usd() > ceiling_usd + 1e-6
 }
 
 impl Outcome {

@@ -2,3 +2,4 @@
 //! produces each job.
 
 pub mod execute;
+pub mod workflow_step;

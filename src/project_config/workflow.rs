@@ -681,10 +681,12 @@ fn validate_branches(
     }
     for (j, branch) in branches.iter().enumerate() {
         let path = format!("{base}.next[{j}]");
-        if let Branch::If { condition, .. } = branch
-            && condition.trim().is_empty()
-        {
-            issues.field(format!("{path}.if"), "the condition is empty");
+        if let Branch::If { condition, .. } = branch {
+            if condition.trim().is_empty() {
+                issues.field(format!("{path}.if"), "the condition is empty");
+            } else if let Err(e) = crate::workflows::conditions::compile(condition) {
+                issues.field(format!("{path}.if"), e);
+            }
         }
         if matches!(branch, Branch::Else { .. }) && j + 1 != branches.len() {
             issues.field(

@@ -1,7 +1,7 @@
 //! The reaper: hands back jobs whose worker died.
 //!
 //! Every worker process runs one reaper task. Each `heartbeat_interval` it
-//! re-enqueues the jobs of [`super::EXECUTIONS`] that are claimed (`Queued`
+//! re-enqueues the jobs of every queue that are claimed (`Queued`
 //! or `Running`) by a worker whose last heartbeat is older than
 //! `heartbeat_interval × missed_heartbeats`, or by a worker row that no
 //! longer exists. The statement is a single `UPDATE` per backend
@@ -41,16 +41,15 @@ pub async fn run(store: Store, heartbeat: Heartbeat, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store
-            .reenqueue_orphaned_jobs(super::EXECUTIONS, dead_after)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(jobs = n, "re-enqueued jobs of dead workers");
-                metrics::counter!("ccs_jobs_reenqueued_total").increment(n);
+        for queue in [super::EXECUTIONS, super::WORKFLOW_STEPS] {
+            match store.reenqueue_orphaned_jobs(queue, dead_after).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(queue, jobs = n, "re-enqueued jobs of dead workers");
+                    metrics::counter!("ccs_jobs_reenqueued_total").increment(n);
+                }
+                Err(e) => tracing::warn!(error = %e, "reaper could not reach the database"),
             }
-            Err(e) => tracing::warn!(error = %e, "reaper could not reach the database"),
         }
     }
 }

@@ -15,9 +15,11 @@
 //!   execution twice) and append log rows;
 //! * `tests/store_conformance.rs` runs every method against every backend.
 
+pub mod limits;
 mod models;
 mod queries;
 mod workers;
+mod workflows;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,6 +29,7 @@ use sqlx::{AnyPool, Row as _};
 use crate::db::Backend;
 pub use models::*;
 use queries::Queries;
+pub use workflows::*;
 
 /// Errors of the store. Constraint violations the caller can act on have
 /// their own variants; everything else is `Database`.
@@ -325,8 +328,11 @@ impl Store {
     }
 
     /// Records the end of a run. Only a `running` execution can finish, so
-    /// the first outcome recorded is the one that stands.
+    /// the first outcome recorded is the one that stands. In the same
+    /// transaction the execution's budget reservation settles to its cost
+    /// (see [`limits`]), so it settles exactly once.
     pub async fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(self.q("execution_finish"))
             .bind(outcome.status.as_str())
             .bind(&outcome.result)
@@ -339,9 +345,14 @@ impl Store {
             .bind(outcome.duration_ms)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        if changed == 1 {
+            self.settle_reservation(&mut tx, id, outcome.cost_usd.unwrap_or_default())
+                .await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 

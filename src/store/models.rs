@@ -220,9 +220,13 @@ pub struct Execution {
     pub attempts: i64,
     pub cancel_requested: bool,
     pub worker_id: Option<String>,
+    /// The API key that submitted it.
+    pub api_key_id: Option<i64>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Wall-clock limit set by the run's `maxRuntime` (workflow steps).
+    pub timeout_ms: Option<i64>,
 }
 
 impl Execution {
@@ -248,9 +252,11 @@ impl Execution {
             attempts: get(r, "attempts")?,
             cancel_requested: get::<i64>(r, "cancel_requested")? != 0,
             worker_id: opt_text(r, "worker_id")?,
+            api_key_id: get(r, "api_key_id")?,
             created_at: get(r, "created_at")?,
             started_at: get(r, "started_at")?,
             finished_at: get(r, "finished_at")?,
+            timeout_ms: get(r, "timeout_ms")?,
         })
     }
 }

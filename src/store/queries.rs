@@ -22,7 +22,9 @@ macro_rules! backend_sql {
     ($dir:literal) => {
         &[
             include_str!(concat!("sql/", $dir, "/core.sql")),
+            include_str!(concat!("sql/", $dir, "/workflows.sql")),
             include_str!(concat!("sql/", $dir, "/workers.sql")),
+            include_str!(concat!("sql/", $dir, "/limits.sql")),
         ]
     };
 }

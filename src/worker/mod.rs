@@ -21,10 +21,10 @@ use apalis_core::backend::poll_strategy::{IntervalStrategy, StrategyBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, QueuePool};
-use crate::queue::{EXECUTIONS, ExecuteJob};
+use crate::queue::{EXECUTIONS, ExecuteJob, WORKFLOW_STEPS, WorkflowStepJob};
 use crate::runner::Runner;
 use crate::runner::stream_json::PriceTable;
-use crate::settings::WorkerArgs;
+use crate::settings::{LimitArgs, WorkerArgs};
 use crate::store::Store;
 
 /// What every job handler of a worker process can use.
@@ -37,8 +37,11 @@ pub struct WorkerEnv {
     pub worker_id: String,
     /// Wall-clock limit when a project sets none.
     pub default_timeout: Duration,
-    /// Prices for running cost estimates.
+    /// Prices for running cost estimates (`--price-table`).
     pub prices: PriceTable,
+    /// Fleet-wide limits and budgets: the service's defaults (see
+    /// [`crate::limits`]).
+    pub limits: LimitArgs,
     /// Fires when the shutdown grace period is over: running agents stop.
     pub shutdown: CancellationToken,
     /// The service's secrets, for `${NAME}` in project `env` values.
@@ -59,12 +62,9 @@ pub fn new_worker_id() -> String {
     id
 }
 
-/// Runs a worker pool until `stop` fires, then shuts down gracefully.
-///
-/// If the apalis worker fails (the database went away, say), it is started
-/// again after [`RESTART_DELAY`] under a **new** worker id: the jobs the
-/// failed incarnation had claimed then belong to a worker that no longer
-/// heartbeats, and the reaper hands them back.
+/// Runs a worker pool until `stop` fires, then shuts down gracefully: one
+/// supervised apalis worker per queue ([`supervise`]), the reaper, and the
+/// orphan sweep of the runner.
 pub async fn run(
     db: &Database,
     args: &WorkerArgs,
@@ -72,6 +72,10 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = Store::new(db.store.clone(), db.backend);
+    let prices = match &args.limits.price_table {
+        Some(path) => crate::limits::budget::load_price_table(path)?,
+        None => PriceTable::default(),
+    };
     let secrets = Arc::new(args.load_secrets()?);
     let heartbeat = args.heartbeat();
     let reaper_stop = CancellationToken::new();
@@ -99,62 +103,130 @@ pub async fn run(
             shutdown.cancel();
         });
     }
-    let result = loop {
+    let base = WorkerEnv {
+        store: store.clone(),
+        runner: runner.clone(),
+        worker_id: String::new(),
+        default_timeout: args.default_timeout,
+        prices,
+        limits: args.limits.clone(),
+        shutdown: shutdown.clone(),
+        secrets,
+    };
+    let result = futures::try_join!(
+        supervise(db, args, Queue::Executions, &base, &own_ids, stop.clone()),
+        supervise(
+            db,
+            args,
+            Queue::WorkflowSteps,
+            &base,
+            &own_ids,
+            stop.clone()
+        ),
+    )
+    .map(|_| ());
+    reaper_stop.cancel();
+    let _ = reaper.await;
+    let _ = orphans.await;
+    result
+}
+
+/// Pause before a stopped apalis worker is started again.
+pub const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// The queues a worker process consumes; one apalis worker each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Executions,
+    WorkflowSteps,
+}
+
+impl Queue {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Executions => EXECUTIONS,
+            Self::WorkflowSteps => WORKFLOW_STEPS,
+        }
+    }
+}
+
+/// Keeps one apalis worker for `queue` running until `stop`.
+///
+/// An apalis worker ends when its fetch stream fails (the database went
+/// away, a busy SQLite file) — its heartbeat may even go on. Whatever the
+/// reason, while `stop` has not fired it is started again after
+/// [`RESTART_DELAY`] under a **new** worker id: the jobs the old one had
+/// claimed then belong to a worker that no longer heartbeats, and the
+/// reaper hands them back.
+async fn supervise(
+    db: &Database,
+    args: &WorkerArgs,
+    queue: Queue,
+    base: &WorkerEnv,
+    own_ids: &std::sync::Mutex<Vec<String>>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
         let env = Arc::new(WorkerEnv {
-            store: store.clone(),
-            runner: runner.clone(),
+            store: base.store.clone(),
+            runner: base.runner.clone(),
             worker_id: new_worker_id(),
-            default_timeout: args.default_timeout,
-            prices: PriceTable::default(),
-            shutdown: shutdown.clone(),
-            secrets: secrets.clone(),
+            default_timeout: base.default_timeout,
+            prices: base.prices.clone(),
+            limits: base.limits.clone(),
+            shutdown: base.shutdown.clone(),
+            secrets: base.secrets.clone(),
         });
         if let Ok(mut ids) = own_ids.lock() {
             ids.push(env.worker_id.clone());
         }
         tracing::info!(
             worker.id = %env.worker_id,
+            queue = queue.name(),
             backend = %db.backend,
             concurrency = args.concurrency,
             "worker started"
         );
-        let result = run_once(db, args, env.clone(), stop.clone()).await;
-        match result {
-            Ok(()) => {
-                tracing::info!(worker.id = %env.worker_id, "worker stopped");
-                break Ok(());
-            }
-            Err(e) if stop.is_cancelled() => break Err(e),
-            Err(e) => {
-                tracing::error!(worker.id = %env.worker_id, error = %e, "worker failed; restarting");
-                metrics::counter!("ccs_worker_restarts_total").increment(1);
-                tokio::select! {
-                    _ = stop.cancelled() => break Ok(()),
-                    _ = tokio::time::sleep(RESTART_DELAY) => {}
-                }
-            }
+        let result = run_queue(db, args, queue, env.clone(), stop.clone()).await;
+        if stop.is_cancelled() {
+            tracing::info!(worker.id = %env.worker_id, queue = queue.name(), "worker stopped");
+            return result.context("worker failed");
         }
-    };
-    reaper_stop.cancel();
-    let _ = reaper.await;
-    let _ = orphans.await;
-    result.context("worker failed")
+        match result {
+            Ok(()) => tracing::warn!(
+                worker.id = %env.worker_id,
+                queue = queue.name(),
+                "worker stopped fetching; restarting"
+            ),
+            Err(e) => tracing::error!(
+                worker.id = %env.worker_id,
+                queue = queue.name(),
+                error = %e,
+                "worker failed; restarting"
+            ),
+        }
+        metrics::counter!("ccs_worker_restarts_total", "queue" => queue.name()).increment(1);
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(RESTART_DELAY) => {}
+        }
+    }
 }
 
-/// Pause before a failed apalis worker is started again.
-pub const RESTART_DELAY: Duration = Duration::from_secs(1);
-
-/// One incarnation of the apalis worker, until `stop` or an error.
-async fn run_once(
+/// One apalis worker for `queue`, until `stop`, an error, or its end.
+async fn run_queue(
     db: &Database,
     args: &WorkerArgs,
+    queue: Queue,
     env: Arc<WorkerEnv>,
     stop: CancellationToken,
 ) -> Result<(), WorkerError> {
     let heartbeat = args.heartbeat();
     let concurrency = args.concurrency.max(1);
-    // One configuration for the three apalis storages (apalis-sql's).
-    let config = apalis_sql::config::Config::new(EXECUTIONS)
+    // Each worker gets a poll strategy of its own: apalis's `MultiStrategy`
+    // clones share their strategies, and the first fetcher to start drains
+    // them, which would leave another one never polling again.
+    let config = apalis_sql::config::Config::new(queue.name())
         .set_keep_alive(heartbeat.interval)
         .set_buffer_size(concurrency)
         .set_reenqueue_orphaned_after(heartbeat.dead_after())
@@ -167,35 +239,80 @@ async fn run_once(
         stop.cancelled().await;
         Ok::<(), std::io::Error>(())
     };
-    let worker_id = env.worker_id.clone();
     macro_rules! run_worker {
-        ($backend:expr) => {
-            WorkerBuilder::new(worker_id.as_str())
-                .backend($backend)
-                .data(env)
-                .concurrency(concurrency)
-                .build(execute_job)
-                .run_until(signal)
-                .await
-        };
+        ($storage:ident, $pool:expr) => {{
+            let builder = WorkerBuilder::new(env.worker_id.as_str());
+            match queue {
+                Queue::Executions => {
+                    builder
+                        .backend($storage::<ExecuteJob>::new_with_config($pool, &config))
+                        .data(env.clone())
+                        .concurrency(concurrency)
+                        .build(execute_job)
+                        .run_until(signal)
+                        .await
+                }
+                Queue::WorkflowSteps => {
+                    builder
+                        .backend($storage::<WorkflowStepJob>::new_with_config($pool, &config))
+                        .data(env.clone())
+                        .concurrency(concurrency)
+                        .build(workflow_step_job)
+                        .run_until(signal)
+                        .await
+                }
+            }
+        }};
     }
     match &db.queue {
-        QueuePool::Sqlite(pool) => run_worker!(
-            apalis_sqlite::SqliteStorage::<ExecuteJob, (), ()>::new_with_config(pool, &config)
-        ),
-        QueuePool::Postgres(pool) => run_worker!(
-            apalis_postgres::PostgresStorage::<ExecuteJob>::new_with_config(pool, &config)
-        ),
-        QueuePool::MySql(pool) => run_worker!(
-            apalis_mysql::MySqlStorage::<ExecuteJob, (), ()>::new_with_config(pool, &config)
-        ),
+        QueuePool::Sqlite(pool) => {
+            type S<T> = apalis_sqlite::SqliteStorage<T, (), ()>;
+            run_worker!(S, pool)
+        }
+        QueuePool::Postgres(pool) => {
+            type S<T> = apalis_postgres::PostgresStorage<T>;
+            run_worker!(S, pool)
+        }
+        QueuePool::MySql(pool) => {
+            type S<T> = apalis_mysql::MySqlStorage<T, (), ()>;
+            run_worker!(S, pool)
+        }
     }
 }
 
-/// The apalis entry point of [`crate::jobs::execute`].
-async fn execute_job(job: ExecuteJob, env: Data<Arc<WorkerEnv>>) -> Result<(), BoxDynError> {
+/// The apalis entry point of [`crate::jobs::workflow_step`].
+async fn workflow_step_job(
+    job: WorkflowStepJob,
+    env: Data<Arc<WorkerEnv>>,
+    task_id: TaskId<ulid::Ulid>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
     let env: Arc<WorkerEnv> = (*env).clone();
-    crate::jobs::execute::handle(&job.execution_id, env)
+    let job_ref = crate::queue::JobRef {
+        id: task_id.to_string(),
+        claimed_by: worker.name().clone(),
+    };
+    crate::jobs::workflow_step::handle(&job.workflow_id, job.step, &job_ref, env)
+        .await
+        .map_err(|e| {
+            tracing::warn!(workflow.id = %job.workflow_id, step = job.step, error = %e, "step job will be retried");
+            Box::new(e) as BoxDynError
+        })
+}
+
+/// The apalis entry point of [`crate::jobs::execute`].
+async fn execute_job(
+    job: ExecuteJob,
+    env: Data<Arc<WorkerEnv>>,
+    task_id: TaskId<ulid::Ulid>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let env: Arc<WorkerEnv> = (*env).clone();
+    let job_ref = crate::queue::JobRef {
+        id: task_id.to_string(),
+        claimed_by: worker.name().clone(),
+    };
+    crate::jobs::execute::handle(&job.execution_id, &job_ref, env)
         .await
         .map_err(|e| {
             tracing::warn!(execution.id = %job.execution_id, error = %e, "job will be retried");

@@ -120,6 +120,8 @@ pub struct Options {
     pub in_process_worker: bool,
     pub container_yaml: Option<String>,
     pub max_body_bytes: usize,
+    /// The API's ingestion rate limits (none by default).
+    pub rate_limits: ccs::settings::RateLimitArgs,
     /// The in-process worker's runner (default: the process runner with the
     /// test agent).
     pub runner: Option<Arc<dyn ccs::runner::Runner>>,
@@ -134,6 +136,7 @@ impl Default for Options {
             in_process_worker: true,
             container_yaml: None,
             max_body_bytes: 64 * 1024,
+            rate_limits: Default::default(),
             runner: None,
             secrets_file: None,
         }
@@ -153,12 +156,24 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
         work_dir: Some(work_dir.to_path_buf()),
         pass_env: vec!["CCS_TEST_AGENT_RECORD".into()],
         worker_listen: "127.0.0.1:0".parse().unwrap(),
+        limits: ccs::settings::LimitArgs::default(),
         secrets_file: None,
         docker: ccs::settings::DockerArgs::default(),
     }
 }
 
+/// Logs of the code under test, captured per test (`RUST_LOG`, default warn).
+pub fn init_test_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
+    init_test_logging();
     let db = TestDb::new(backend).await?;
     let (url, proxy) = if options.via_proxy {
         let (prefix, rest) = db.url.split_once('@').expect("server URL");
@@ -203,6 +218,7 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
         limits: SubmitLimits {
             max_prompt_bytes: 16 * 1024,
         },
+        rate_limits: Arc::new(options.rate_limits.limiters()),
     };
     let app = router(state, options.max_body_bytes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -323,15 +339,25 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(app: &TestApp, concurrency: usize) -> WorkerProcess {
-        Self::spawn_with(app, concurrency, None)
+        Self::spawn_with(app, concurrency, None, &[])
+    }
+
+    /// A worker with extra command-line arguments (limits, say).
+    pub fn spawn_with_args(app: &TestApp, concurrency: usize, args: &[&str]) -> WorkerProcess {
+        Self::spawn_with(app, concurrency, None, args)
     }
 
     /// A worker whose agents append what they were given to `record`.
     pub fn spawn_recording(app: &TestApp, concurrency: usize, record: &Path) -> WorkerProcess {
-        Self::spawn_with(app, concurrency, Some(record))
+        Self::spawn_with(app, concurrency, Some(record), &[])
     }
 
-    fn spawn_with(app: &TestApp, concurrency: usize, record: Option<&Path>) -> WorkerProcess {
+    fn spawn_with(
+        app: &TestApp,
+        concurrency: usize,
+        record: Option<&Path>,
+        extra: &[&str],
+    ) -> WorkerProcess {
         let mut cmd = tokio::process::Command::new(ccs_bin());
         if let Some(record) = record {
             cmd.env("CCS_TEST_AGENT_RECORD", record)
@@ -342,6 +368,7 @@ impl WorkerProcess {
             .args(["--worker-listen", "127.0.0.1:0"])
             .args(["--heartbeat-interval", "1s", "--missed-heartbeats", "3"])
             .args(["--poll-interval", "50ms", "--shutdown-grace", "5s"])
+            .args(extra)
             .env("CCS_DATABASE_URL", &app.db.url)
             .env("CCS_AGENT_COMMAND", test_agent())
             .env("CCS_WORK_DIR", app.work_dir.path())

@@ -1,0 +1,144 @@
+//! Server-Sent Events: `GET /api/v1/workflows/{id}/events` and
+//! `GET /api/v1/executions/{id}/events`.
+//!
+//! Both replay durable rows — a run's `workflow_events`, an execution's
+//! `logs` — by sequence number, so the stream works whichever process wrote
+//! them (the API never runs agents) and is **resumable**: each event's `id`
+//! is its sequence number, and a client reconnecting with `Last-Event-ID`
+//! (or `?after=N`) gets everything after it. The API polls the database
+//! every [`POLL`] while a client is connected, and ends the stream after the
+//! run or execution reached a terminal state and everything was sent.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+
+use super::extract::Caller;
+use super::{ApiError, State};
+use crate::store::{Permission, Store, run_status};
+
+/// How often a connected stream looks for new rows.
+pub const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Deserialize)]
+pub struct After {
+    after: Option<i64>,
+}
+
+fn start_seq(headers: &HeaderMap, q: &After) -> Result<i64, ApiError> {
+    if let Some(v) = headers.get("last-event-id") {
+        return v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be a number".into()));
+    }
+    Ok(q.after.unwrap_or(0))
+}
+
+pub async fn workflow(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<After>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Permission::Read)?;
+    state
+        .store
+        .workflow(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow {id} not found")))?;
+    let after = start_seq(&headers, &q)?;
+    let store = state.store.clone();
+    let stream = futures::stream::unfold(
+        (store, id, after, false),
+        |(store, id, mut after, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let finished = matches!(
+                    store.workflow(&id).await,
+                    Ok(Some(run)) if run_status::is_terminal(&run.status)
+                );
+                match store.workflow_events(&id, after).await {
+                    Ok(events) if !events.is_empty() => {
+                        let batch: Vec<Result<Event, Infallible>> = events
+                            .iter()
+                            .map(|e| {
+                                Ok(Event::default()
+                                    .id(e.seq.to_string())
+                                    .event(e.kind.clone())
+                                    .data(serde_json::json!({"seq": e.seq, "at": super::executions::rfc3339(e.at), "kind": e.kind, "data": e.data}).to_string()))
+                            })
+                            .collect();
+                        after = events.last().map_or(after, |e| e.seq);
+                        return Some((futures::stream::iter(batch), (store, id, after, false)));
+                    }
+                    Ok(_) if finished => return None,
+                    _ => tokio::time::sleep(POLL).await,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()))
+}
+
+pub async fn execution(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<After>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Permission::Read)?;
+    state
+        .store
+        .execution(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
+    let after = start_seq(&headers, &q)?;
+    let stream = futures::stream::unfold(
+        (state.store.clone(), id, after, false),
+        |(store, id, mut after, done): (Store, String, i64, bool)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let status = store.execution(&id).await.ok().flatten().map(|e| e.status);
+                match store.logs(&id, after, 500).await {
+                    Ok(lines) if !lines.is_empty() => {
+                        let batch: Vec<Result<Event, Infallible>> = lines
+                            .iter()
+                            .map(|l| {
+                                Ok(Event::default()
+                                    .id(l.seq.to_string())
+                                    .event("log")
+                                    .data(serde_json::json!({"seq": l.seq, "at": super::executions::rfc3339(l.at), "kind": l.kind, "text": l.text}).to_string()))
+                            })
+                            .collect();
+                        after = lines.last().map_or(after, |l| l.seq);
+                        return Some((futures::stream::iter(batch), (store, id, after, false)));
+                    }
+                    Ok(_) if status.is_some_and(|s| s.is_terminal()) => {
+                        let end = Event::default().event("end").data(
+                            serde_json::json!({"status": status.map(|s| s.as_str())}).to_string(),
+                        );
+                        return Some((
+                            futures::stream::iter(vec![Ok(end)]),
+                            (store, id, after, true),
+                        ));
+                    }
+                    _ => tokio::time::sleep(POLL).await,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()))
+}

@@ -269,6 +269,7 @@ async fn serve_api(store: &Store, api: &ApiArgs, stop: CancellationToken) -> any
         limits: SubmitLimits {
             max_prompt_bytes: api.max_prompt_bytes,
         },
+        rate_limits: Arc::new(api.rate_limits.limiters()),
     };
     let app = router(state, api.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(api.listen)
@@ -294,6 +295,7 @@ async fn serve_worker_health(
         limits: SubmitLimits {
             max_prompt_bytes: 0,
         },
+        rate_limits: Arc::new(crate::limits::rate::RateLimiters::disabled()),
     };
     let app = crate::http::health_router(state);
     let listener = tokio::net::TcpListener::bind(addr)

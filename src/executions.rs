@@ -18,6 +18,10 @@ pub struct Submission {
     pub source: String,
     pub idempotency_key: Option<String>,
     pub api_key_id: Option<i64>,
+    /// Enqueue it even when a daily budget it counts toward is used up
+    /// (it then waits for the next day, or is refused, by the workers'
+    /// policy); otherwise such a submission is refused at once.
+    pub queue_if_over_budget: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,9 @@ pub enum SubmitError {
     ProjectNotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A daily budget the run counts toward is used up.
+    #[error("{0}")]
+    BudgetExhausted(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,6 +75,15 @@ pub async fn submit(
         )));
     }
     let project = resolve_project(store, &sub.project).await?;
+    if !sub.queue_if_over_budget
+        && let Some(row) =
+            crate::limits::budget::budget_exceeded_for_project(store, project.id, sub.api_key_id)
+                .await?
+    {
+        return Err(SubmitError::BudgetExhausted(
+            crate::limits::budget::explain_exhausted(&row),
+        ));
+    }
     let created = store
         .create_execution(&NewExecution {
             project_id: project.id,

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::limits::rate::{RateLimiters, RateSpec};
+use crate::project_config::{Money, OverBudgetPolicy};
 use crate::queue::reaper::Heartbeat;
 
 /// Where the data lives.
@@ -57,6 +59,10 @@ pub struct ApiArgs {
     /// Longest prompt accepted, in bytes (longer: 422).
     #[arg(long, env = "CCS_MAX_PROMPT_BYTES", default_value_t = 256 * 1024)]
     pub max_prompt_bytes: usize,
+
+    /// Ingestion rate limits (per API process).
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +121,10 @@ pub struct WorkerArgs {
         default_value = "ANTHROPIC_API_KEY,CLAUDE_CODE_OAUTH_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
     )]
     pub pass_env: Vec<String>,
+
+    /// Fleet-wide limits and budgets this worker enforces.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// Address of the worker's own /healthz and /metrics (`ccs worker`).
     #[arg(long, env = "CCS_WORKER_LISTEN", default_value = "127.0.0.1:3001")]
@@ -197,5 +207,114 @@ impl WorkerArgs {
             .split_whitespace()
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// Ingestion rate limits of the API (see `docs/limits.md`). Each API
+/// process counts on its own: with N replicas a key gets up to N times
+/// its limit. Unset: not limited.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RateLimitArgs {
+    /// Submissions per API key (`POST /webhook/execute`,
+    /// `POST /api/v1/executions`): `60/min`, `10/s`, `1000/hour`. Over it:
+    /// 429 with `Retry-After`.
+    #[arg(long = "rate-limit-per-key", env = "CCS_RATE_LIMIT_PER_KEY")]
+    pub per_key: Option<RateSpec>,
+
+    /// Requests per Slack team (by team id), same syntax.
+    #[arg(
+        long = "rate-limit-per-slack-team",
+        env = "CCS_RATE_LIMIT_PER_SLACK_TEAM"
+    )]
+    pub per_slack_team: Option<RateSpec>,
+
+    /// Requests per GitHub repository (by `owner/repo`), same syntax.
+    #[arg(
+        long = "rate-limit-per-github-repo",
+        env = "CCS_RATE_LIMIT_PER_GITHUB_REPO"
+    )]
+    pub per_github_repo: Option<RateSpec>,
+}
+
+impl RateLimitArgs {
+    /// The limiters these settings describe, with empty counters.
+    pub fn limiters(&self) -> RateLimiters {
+        RateLimiters::new(self.per_key, self.per_slack_team, self.per_github_repo)
+    }
+}
+
+/// Fleet-wide limits and budgets a worker enforces, through the database,
+/// before and while an agent runs (see `docs/limits.md`). A project's own
+/// files (`container.yaml` `limits:`, `workflow.yaml` `workflow.budget`)
+/// and limits set through `PUT /api/v1/budget` win over these defaults.
+/// Every worker of a fleet should have the same values.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Executions of one project running at once, across all workers
+    /// (default: not limited).
+    #[arg(long, env = "CCS_PROJECT_MAX_CONCURRENT")]
+    pub project_max_concurrent: Option<u32>,
+
+    /// Executions of one project starting in any 60 seconds, across all
+    /// workers (default: not limited).
+    #[arg(long, env = "CCS_PROJECT_MAX_STARTS_PER_MINUTE")]
+    pub project_max_starts_per_minute: Option<u32>,
+
+    /// The ceiling of one run, in USD: reserved against the daily budgets
+    /// before it starts; a run whose running cost estimate passes it is
+    /// stopped (`budget_exceeded`).
+    #[arg(long, env = "CCS_MAX_COST_PER_EXECUTION", default_value = "5.00")]
+    pub max_cost_per_execution: Money,
+
+    /// Daily budget of every project, in USD (default: none).
+    #[arg(long, env = "CCS_PROJECT_DAILY_BUDGET")]
+    pub project_daily_budget: Option<Money>,
+
+    /// Daily budget of the whole service, in USD (default: none).
+    #[arg(long, env = "CCS_GLOBAL_DAILY_BUDGET")]
+    pub global_daily_budget: Option<Money>,
+
+    /// Daily budget of every API key, for the runs it submits, in USD
+    /// (default: none).
+    #[arg(long, env = "CCS_API_KEY_DAILY_BUDGET")]
+    pub api_key_daily_budget: Option<Money>,
+
+    /// Write a notification when a daily budget is this percent spent
+    /// (1-100; default: only when it is used up).
+    #[arg(long, env = "CCS_BUDGET_ALERT_PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub budget_alert_percent: Option<u8>,
+
+    /// A run whose ceiling does not fit in a daily budget: `wait` (stays
+    /// queued until the next UTC day) or `refuse` (ends `budget_exceeded`).
+    #[arg(long, env = "CCS_WHEN_OVER_BUDGET", value_enum, default_value_t = OverBudgetPolicy::Wait)]
+    pub when_over_budget: OverBudgetPolicy,
+
+    /// How long a run whose project is at its concurrency limit waits in
+    /// the queue before it tries again (with ±25% jitter).
+    #[arg(long, env = "CCS_ADMISSION_RETRY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub admission_retry: Duration,
+
+    /// Model prices for running cost estimates: a JSON or YAML file of
+    /// `{"models": {"sonnet": {"input": 3, "output": 15, "cache_write": 3.75,
+    /// "cache_read": 0.3}, …}, "fallback": {…}}` in USD per million tokens
+    /// (default: Anthropic's list prices).
+    #[arg(long, env = "CCS_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        Self {
+            project_max_concurrent: None,
+            project_max_starts_per_minute: None,
+            max_cost_per_execution: Money::from_cents(500),
+            project_daily_budget: None,
+            global_daily_budget: None,
+            api_key_daily_budget: None,
+            budget_alert_percent: None,
+            when_over_budget: OverBudgetPolicy::Wait,
+            admission_retry: Duration::from_secs(2),
+            price_table: None,
+        }
     }
 }

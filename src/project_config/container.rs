@@ -30,6 +30,7 @@
 //!   allowedDomains: [github.com]         # egress allow-list; absent = not restricted
 //! env: { LOG_LEVEL: debug, API_KEY: ${API_KEY} }            # ext
 //! test: { command: cargo test, coverage: cargo llvm-cov }   # ext
+//! limits: { maxConcurrent: 2, maxStartsPerMinute: 10, whenOverBudget: refuse }   # ext
 //! agent: { model: sonnet, maxTurns: 10, permissionMode: acceptEdits }   # ext
 //! #   agent.maxToolRisk: low | medium | high (ext): the riskiest tool the
 //! #   project may grant, see ToolRisk
@@ -111,6 +112,9 @@ pub struct ContainerConfig {
     /// *ext* — defaults for the agent CLI.
     #[serde(default)]
     pub agent: AgentDefaults,
+    /// *ext* — fleet-wide limits on this project's executions.
+    #[serde(default)]
+    pub limits: ProjectLimits,
 }
 
 /// `tools:` — allow and deny lists of tool names.
@@ -164,6 +168,32 @@ impl Default for Resources {
             pids: 256,
         }
     }
+}
+
+/// *ext* `limits:` — how many of the project's executions may run, across
+/// every worker of the service (enforced through the database, see
+/// `src/limits/admission.rs`). Unset values take the service's defaults
+/// (`--project-max-concurrent`, …). Budgets are `workflow.yaml`'s
+/// `workflow.budget`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectLimits {
+    /// Executions running at once; more wait in the queue.
+    pub max_concurrent: Option<u32>,
+    /// Executions starting in any 60 seconds; more wait in the queue.
+    pub max_starts_per_minute: Option<u32>,
+    /// What happens to a run whose ceiling does not fit in a daily budget.
+    pub when_over_budget: Option<OverBudgetPolicy>,
+}
+
+/// What happens to a run whose ceiling does not fit in a daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "camelCase")]
+pub enum OverBudgetPolicy {
+    /// It stays queued and tries again when the next (UTC) day starts.
+    Wait,
+    /// It ends at once as `budget_exceeded`.
+    Refuse,
 }
 
 /// `security:` — isolation of the container.
@@ -568,6 +598,7 @@ impl ContainerConfig {
         self.validate_mcp_servers(issues);
         self.validate_resources(issues);
         self.validate_security(issues);
+        self.validate_limits(issues);
         check_env(&self.env, "env", issues);
         if let Some(test) = &self.test {
             if test.command.trim().is_empty() {
@@ -664,6 +695,15 @@ impl ContainerConfig {
         }
         if r.pids == 0 {
             issues.field("resources.pids", "must be at least 1");
+        }
+    }
+
+    fn validate_limits(&self, issues: &mut Issues<'_>) {
+        if self.limits.max_concurrent == Some(0) {
+            issues.field("limits.maxConcurrent", "must be at least 1");
+        }
+        if self.limits.max_starts_per_minute == Some(0) {
+            issues.field("limits.maxStartsPerMinute", "must be at least 1");
         }
     }
 
@@ -877,6 +917,35 @@ security:
             ["github.com", "api.linear.app"]
         );
         assert_eq!(c.secret_refs(), ["GITHUB_TOKEN", "LINEAR_API_KEY"]);
+    }
+
+    #[test]
+    fn limits_parse_and_are_checked() {
+        let c =
+            parse("limits: {maxConcurrent: 2, maxStartsPerMinute: 30, whenOverBudget: refuse}\n")
+                .unwrap();
+        assert_eq!(c.limits.max_concurrent, Some(2));
+        assert_eq!(c.limits.max_starts_per_minute, Some(30));
+        assert_eq!(c.limits.when_over_budget, Some(OverBudgetPolicy::Refuse));
+        assert_eq!(parse("").unwrap().limits, ProjectLimits::default());
+        expect_error(
+            "limits:\n  maxConcurrent: 0\n",
+            2,
+            "limits.maxConcurrent",
+            "at least 1",
+        );
+        expect_error(
+            "limits:\n  whenOverBudget: later\n",
+            2,
+            "limits.whenOverBudget",
+            "later",
+        );
+        expect_error(
+            "limits:\n  maxConcurent: 2\n",
+            2,
+            "limits.maxConcurent",
+            "expected one of maxConcurrent",
+        );
     }
 
     #[test]

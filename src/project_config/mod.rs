@@ -68,6 +68,7 @@ pub use container::{
     AgentDefaults, ContainerConfig, KNOWN_TOOLS, McpServer, NetworkMode, PermissionMode, Resources,
     RunAsUser, Security, TestConfig, ToolGrant, ToolRisk, ToolsConfig,
 };
+pub use container::{OverBudgetPolicy, ProjectLimits};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use template::{Reference, interpolate, is_context_name, is_identifier, references};
 pub use units::{CpuCount, DurationSpec, MemorySize, Money, UnitError};

@@ -821,3 +821,61 @@ backend_tests!(
     invalid_workflows_are_refused_with_lines,
     super::invalid_workflows_are_refused_with_lines
 );
+
+const PRICEY: &str = r#"
+name: pricey
+agents:
+  - name: spend
+    prompt: "spend ${WORK}"
+    next: after
+  - name: after
+    prompt: "after"
+workflow:
+  budget:
+    maxCostPerExecution: $0.50
+    pauseOnExceed: true
+"#;
+
+async fn budget_pause_and_resume_after_a_raise(backend: Backend) {
+    let Some(app) = app_with(backend, PRICEY, true).await else {
+        return;
+    };
+    let id = start(&app, json!({"WORK": "@turns=10 @sleep=2 @cost=2"})).await;
+    let r = wait_status(&app, &id, &["budget_exceeded", "succeeded", "failed"]).await;
+    assert_eq!(r["status"], "budget_exceeded", "{r}");
+    assert_eq!(
+        agents(&r),
+        steps(&[("spend", "budget_exceeded"), ("spend", "pending")])
+    );
+    // Still paused a moment later: nothing runs by itself.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(run(&app, &id).await["status"], "budget_exceeded");
+    // Raise the ceiling, resume: the step runs again and the run completes.
+    let (_, wf) = app.get(&format!("/api/v1/workflows/{id}")).await;
+    let project = wf["projectId"].as_i64().unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/projects/{project}/budget")))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"maxCostPerExecutionUsd": 5.0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    assert_eq!(control(&app, &id, "resume").await, 202);
+    let r = wait_status(&app, &id, &["succeeded", "failed", "budget_exceeded"]).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(
+        agents(&r),
+        steps(&[
+            ("spend", "budget_exceeded"),
+            ("spend", "succeeded"),
+            ("after", "succeeded")
+        ])
+    );
+    app.shutdown().await;
+}
+backend_tests!(
+    budget_pause_and_resume_after_a_raise,
+    super::budget_pause_and_resume_after_a_raise
+);

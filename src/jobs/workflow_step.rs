@@ -99,6 +99,7 @@ fn route(
         agent: step.agent.clone(),
         attempt: step.attempt as u32,
         succeeded,
+        budget_exceeded: execution.status == ExecutionStatus::BudgetExceeded,
         text: if succeeded {
             execution.result.clone().unwrap_or_default()
         } else {
@@ -109,6 +110,7 @@ fn route(
         },
     };
     let decision = routing::decide(def, &state, &outcome);
+    let pause = matches!(decision.then, Then::PauseForBudget(_));
     let then = match decision.then {
         Then::Succeed => StepThen::Finish {
             status: run_status::SUCCEEDED.into(),
@@ -118,21 +120,24 @@ fn route(
             status: run_status::FAILED.into(),
             error: Some(error),
         },
-        Then::Run(next) => match crate::workflows::step_for(
-            def,
-            &next.agent,
-            next.attempt,
-            next.iteration,
-            &decision.variables,
-            elapsed,
-            next.delay,
-        ) {
-            Ok(new) => StepThen::Next(new),
-            Err(error) => StepThen::Finish {
-                status: run_status::FAILED.into(),
-                error: Some(error),
-            },
-        },
+        Then::Run(next) | Then::PauseForBudget(next) => {
+            match crate::workflows::step_for(
+                def,
+                &next.agent,
+                next.attempt,
+                next.iteration,
+                &decision.variables,
+                elapsed,
+                next.delay,
+            ) {
+                Ok(new) if pause => StepThen::PauseForBudget(new),
+                Ok(new) => StepThen::Next(new),
+                Err(error) => StepThen::Finish {
+                    status: run_status::FAILED.into(),
+                    error: Some(error),
+                },
+            }
+        }
     };
     StepEnd {
         status: execution.status.as_str().to_owned(),

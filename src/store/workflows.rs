@@ -163,6 +163,8 @@ pub struct StepEnd {
 #[derive(Debug, Clone)]
 pub enum StepThen {
     Next(NewStep),
+    /// The run pauses as `budget_exceeded`; this step waits for resume.
+    PauseForBudget(NewStep),
     Finish {
         status: String,
         error: Option<String>,
@@ -484,6 +486,19 @@ impl Store {
                 (run.status.clone(), run.error.clone(), None)
             }
             StepThen::Finish { status, error } => (status.clone(), error.clone(), None),
+            StepThen::PauseForBudget(next) => {
+                self.insert_step(&mut tx, id, run.project_id, step.step + 1, next, true)
+                    .await?;
+                let error = format!(
+                    "step {} exceeded its budget; resume to retry it",
+                    step.agent
+                );
+                (
+                    run_status::BUDGET_EXCEEDED.to_owned(),
+                    Some(error),
+                    Some(next.agent.clone()),
+                )
+            }
             StepThen::Next(next) => {
                 let paused = run.status == run_status::PAUSED;
                 self.insert_step(&mut tx, id, run.project_id, step.step + 1, next, paused)

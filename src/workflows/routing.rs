@@ -17,6 +17,10 @@
 //!    new iteration; past `maxIterations` the run fails.
 //! 5. An agent whose `action` is in `safety.requireHumanApprovalFor` waits
 //!    for approval before it starts.
+//! 6. A step stopped by its budget (`budget_exceeded`) under
+//!    `workflow.budget.pauseOnExceed` pauses the run (status
+//!    `budget_exceeded`) with the same agent parked as the next step:
+//!    resume — after raising the limit, or the next day — runs it again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +48,8 @@ pub struct StepOutcome {
     pub agent: String,
     pub attempt: u32,
     pub succeeded: bool,
+    /// The step ended `budget_exceeded`.
+    pub budget_exceeded: bool,
     /// The result text (success) or the error (failure).
     pub text: String,
 }
@@ -74,6 +80,8 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Then {
     Run(NextStep),
+    /// Pause the run for its budget, with this step parked for resume.
+    PauseForBudget(NextStep),
     Succeed,
     Fail(String),
 }
@@ -115,6 +123,22 @@ pub fn decide(def: &WorkflowConfig, run: &RunState, step: &StepOutcome) -> Decis
     if step.succeeded {
         decision.consecutive_failures = 0;
         follow_next(&mut decision);
+        return decision;
+    }
+    if step.budget_exceeded
+        && def
+            .workflow
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.pause_on_exceed)
+    {
+        decision.then = Then::PauseForBudget(NextStep {
+            agent: step.agent.clone(),
+            attempt: step.attempt + 1,
+            iteration: run.iteration,
+            delay: Duration::ZERO,
+            needs_approval: false,
+        });
         return decision;
     }
     decision.consecutive_failures += 1;
@@ -254,6 +278,7 @@ mod tests {
             agent: agent.into(),
             attempt: 1,
             succeeded: true,
+            budget_exceeded: false,
             text: text.into(),
         }
     }
@@ -263,6 +288,7 @@ mod tests {
             agent: agent.into(),
             attempt,
             succeeded: false,
+            budget_exceeded: false,
             text: "boom".into(),
         }
     }
@@ -357,5 +383,26 @@ workflow:
             Then::Fail(_)
         ));
         assert_eq!(decide(&d, &run(), &ok("b", "x")).then, Then::Succeed);
+    }
+
+    #[test]
+    fn budget_stop_pauses_only_with_pause_on_exceed() {
+        let over = StepOutcome {
+            budget_exceeded: true,
+            ..failed("a", 1)
+        };
+        let paused = def(&LOOP.replace(
+            "  maxIterations: 2\n",
+            "  maxIterations: 2\n  budget:\n    maxCostPerExecution: $1\n    pauseOnExceed: true\n",
+        ));
+        match decide(&paused, &run(), &over).then {
+            Then::PauseForBudget(next) => assert_eq!((next.agent.as_str(), next.attempt), ("a", 2)),
+            other => panic!("{other:?}"),
+        }
+        // Without it, a budget stop is a failure like any other (here: retry).
+        assert!(matches!(
+            decide(&def(LOOP), &run(), &over).then,
+            Then::Run(_)
+        ));
     }
 }

@@ -171,8 +171,13 @@ pub struct DockerArgs {
     pub docker_host: Option<String>,
 
     /// Debugging and tests: write each container's `docker inspect` JSON to
-    /// `<dir>/<container name>.json` before removing it.
-    #[arg(long, env = "CCS_DOCKER_INSPECT_DIR", hide = true)]
+    /// `<dir>/<container name>.json` before removing it. The dumps hold the
+    /// containers' environment, secrets included: never in production.
+    #[arg(
+        long = "docker-inspect-dir",
+        env = "CCS_DOCKER_INSPECT_DIR",
+        hide = true
+    )]
     pub inspect_dir: Option<PathBuf>,
 }
 

@@ -271,6 +271,7 @@ async fn runs_in_a_locked_down_container() {
         e["result"], "done\nLOG_LEVEL=debug\nHOME=/home/agent",
         "{e}"
     );
+    assert_eq!(e["exitCode"], 0, "{e}");
 
     let logs = logs(app, &id).await;
     let text = log_texts(&logs);
@@ -393,7 +394,26 @@ async fn timeout_cancel_and_oom_leave_no_container() {
     let cancelled = app.submit("@hang to be cancelled").await;
     let oom = app.submit("@alloc=64 @sleep=1").await;
 
-    wait_running(&d.docker, &cancelled).await;
+    // Output is streamed as it comes: the init line is logged while the
+    // agent (which never ends by itself) still runs.
+    let container = wait_running(&d.docker, &cancelled).await;
+    let start = std::time::Instant::now();
+    while !logs(app, &cancelled)
+        .await
+        .iter()
+        .any(|l| l["kind"] == "system")
+    {
+        assert!(start.elapsed() < WAIT, "no output while running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let running = d
+        .docker
+        .inspect_container(&container, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .state
+        .and_then(|s| s.running);
+    assert_eq!(running, Some(true));
     cancel(app, &cancelled).await;
     let e = app.wait_terminal(&cancelled, WAIT).await;
     assert_eq!(e["status"], "cancelled", "{e}");
@@ -405,7 +425,7 @@ async fn timeout_cancel_and_oom_leave_no_container() {
     let e = app.wait_terminal(&oom, WAIT).await;
     assert_eq!(e["status"], "failed", "{e}");
     assert_eq!(e["error"], "the agent ran out of memory", "{e}");
-    assert_eq!(e["exitCode"].as_i64().unwrap_or(137), 137, "{e}");
+    assert_eq!(e["exitCode"], 137, "{e}");
     // The OOM run got as far as its first line: it ran, then was killed.
     assert!(
         logs(app, &oom).await.iter().any(|l| l["kind"] == "system"),

@@ -46,8 +46,8 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    EventsOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -66,6 +66,9 @@ pub const WORKSPACE: &str = "/workspace";
 pub const HOME: &str = "/home/agent";
 /// Where the MCP config file is mounted (read-only).
 pub const MCP_CONFIG: &str = "/ccs/mcp.json";
+/// How long after an exit with 137 the runner looks for the daemon's `oom`
+/// event.
+const OOM_EVENT_GRACE: Duration = Duration::from_secs(2);
 /// Size caps of the tmpfs mounts (they count against the memory limit).
 const HOME_TMPFS_SIZE: &str = "512m";
 const TMP_TMPFS_SIZE: &str = "512m";
@@ -97,7 +100,8 @@ pub struct DockerRunnerConfig {
     /// these names the same way.
     pub extra_hosts: Vec<String>,
     /// When set, each container's inspect JSON is written there before it
-    /// is removed (tests, debugging).
+    /// is removed (tests, debugging). The dumps hold the containers'
+    /// environment, resolved secrets included: never set it in production.
     pub inspect_dir: Option<PathBuf>,
 }
 
@@ -363,6 +367,7 @@ impl DockerRunner {
         let forwarder = tokio::spawn(forward(attach.output, lines.clone()));
 
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         self.docker
             .start_container(&name, None)
             .await
@@ -405,7 +410,11 @@ impl DockerRunner {
         }
         let state = inspect.state.unwrap_or_default();
         let exit_code = state.exit_code.and_then(|c| i32::try_from(c).ok());
-        let oom_killed = state.oom_killed.unwrap_or(false);
+        // Docker 20.10 may record the exit before the OOM, leaving
+        // `OOMKilled` false; its `oom` event is the surer witness of a
+        // SIGKILL (137) nobody here sent.
+        let oom_killed = state.oom_killed.unwrap_or(false)
+            || (exit_code == Some(137) && !stopped && self.oom_event(&name, started_at).await);
         let changed_files = workspace::list_changes(spec.project_dir.clone(), workspace_dir).await;
         Ok(RunExit {
             exit_code,
@@ -471,6 +480,39 @@ impl DockerRunner {
         let addr = proxy.addr();
         res.proxy = Some(proxy);
         Ok(addr)
+    }
+
+    /// Whether the daemon reported an `oom` event for the container since
+    /// `since`; looks again for up to [`OOM_EVENT_GRACE`], as the event may
+    /// trail the exit.
+    async fn oom_event(&self, name: &str, since: std::time::SystemTime) -> bool {
+        let stamp = |t: std::time::SystemTime| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs().saturating_sub(1), d.subsec_nanos())
+        };
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("event", vec!["oom".to_owned()]),
+            ("container", vec![name.to_owned()]),
+        ]);
+        let deadline = Instant::now() + OOM_EVENT_GRACE;
+        loop {
+            let options = EventsOptionsBuilder::new()
+                .since(&stamp(since))
+                .until(&stamp(
+                    std::time::SystemTime::now() + Duration::from_secs(1),
+                ))
+                .filters(&filters)
+                .build();
+            let mut events = self.docker.events(Some(options));
+            if let Some(Ok(_)) = events.next().await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Makes sure `image` is present, pulling it when it is not.

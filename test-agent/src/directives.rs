@@ -42,7 +42,8 @@ pub struct Directives {
     pub crash: bool,
     /// `@hang`: never end.
     pub hang: bool,
-    /// `@alloc=64`: MiB of memory to allocate and touch after the init line.
+    /// `@alloc=64`: MiB of memory to allocate and touch after the init line,
+    /// one at a time.
     pub alloc_mib: u32,
     /// `@fetch=URL`: plain-HTTP GETs through `HTTP_PROXY` when set.
     pub fetches: Vec<String>,

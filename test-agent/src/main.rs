@@ -22,7 +22,7 @@
 //! | `@fail-once=PATH` | like `@fail` when PATH does not exist (and creates it); succeeds when it does: a retry then passes |
 //! | `@crash` | after the turns, exits with code 137 without a `result` line |
 //! | `@hang` | after the init line (and any `@write`/`@stderr`/`@alloc`/`@fetch`), never ends |
-//! | `@alloc=64` | after the init line, allocates and touches that many MiB, held to the end (OOM tests) |
+//! | `@alloc=64` | after the init line, allocates and touches that many MiB, one every 20 ms (a process that grows, as real ones do), held to the end (OOM tests) |
 //! | `@fetch=URL` | a plain-HTTP GET through `HTTP_PROXY` when set; appends `FETCH URL -> STATUS BODY` (or `-> error: …`) to the result ([`fetch`]) |
 //! | `@fetch-direct=URL` | the same, ignoring `HTTP_PROXY` |
 //! | `@serve=8080` | after the init line, serves HTTP on that port until killed (a stand-in web host for egress tests) |
@@ -658,15 +658,25 @@ impl Agent {
     }
 }
 
-/// `mib` MiB of memory with every page written, so that it is really in use.
-fn allocate(mib: u32) -> Vec<u8> {
-    let len = usize::try_from(mib).unwrap_or(0) << 20;
-    let mut memory = vec![0u8; len];
-    for page in memory.chunks_mut(4096) {
-        page[0] = 1;
+/// `mib` MiB of memory with every page written, so that it is really in
+/// use, taken 1 MiB every [`ALLOC_STEP`]: a process killed for memory in the
+/// first milliseconds of a container can escape Docker's OOM accounting
+/// (its watch on the cgroup is not set up yet), a growing one does not.
+fn allocate(mib: u32) -> Vec<Vec<u8>> {
+    let mut held = Vec::new();
+    for _ in 0..mib {
+        let mut chunk = vec![0u8; 1 << 20];
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        held.push(std::hint::black_box(chunk));
+        thread::sleep(ALLOC_STEP);
     }
-    std::hint::black_box(memory)
+    held
 }
+
+/// The pause between two MiB of `@alloc`.
+const ALLOC_STEP: Duration = Duration::from_millis(20);
 
 fn usage_json(usage: &Usage) -> Value {
     json!({

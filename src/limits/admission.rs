@@ -85,7 +85,7 @@ pub async fn admit(
                 tracing::info!(execution.id = %execution.id, "reusing the reservation of an earlier attempt");
             }
             return Ok(Some(Admitted {
-                execution,
+                execution: *execution,
                 ceiling_usd,
             }));
         }

@@ -82,7 +82,7 @@ pub struct BudgetClaim {
 pub enum Admission {
     /// The execution is `running`, its reservation recorded; run it.
     Started {
-        execution: Execution,
+        execution: Box<Execution>,
         /// The ceiling the reservation was made for (the earlier attempt's,
         /// when its reservation was reused).
         ceiling_usd: f64,
@@ -367,7 +367,7 @@ impl Store {
     async fn started(&self, id: &str, ceiling_usd: f64, reused: bool) -> Result<Admission> {
         Ok(match self.execution(id).await? {
             Some(execution) => Admission::Started {
-                execution,
+                execution: Box::new(execution),
                 ceiling_usd,
                 reused,
             },
@@ -435,7 +435,7 @@ impl Store {
                 .map(|r| BudgetRow::from_row(&r))
                 .transpose()?;
             for alert in budget.iter().flat_map(|b| alerts_for(b, project_id)) {
-                self.insert_notification(&mut **tx, &alert).await?;
+                self.insert_notification(tx, &alert).await?;
             }
         }
         sqlx::query(self.q("execution_release"))
@@ -544,7 +544,7 @@ impl Store {
     /// Writes a notification; `false` when its dedup key was used before.
     pub async fn notify(&self, n: &NewNotification) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        self.insert_notification(&mut *conn, n).await
+        self.insert_notification(&mut conn, n).await
     }
 
     async fn insert_notification(

@@ -27,7 +27,14 @@ fn admin_commands_print_what_scripts_need() {
     assert!(dir.path().join("ccs.db").exists());
 
     let out = ccs(dir.path())
-        .args(["api-key", "create", "--name", "ci", "--permission", "execute"])
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "ci",
+            "--permission",
+            "execute",
+        ])
         .args(["--permission", "read", "--expires-in", "30d"])
         .output()
         .unwrap();
@@ -54,8 +61,11 @@ fn admin_commands_print_what_scripts_need() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown permission \"root\""));
     std::fs::create_dir_all(project.path().join(".claude")).unwrap();
-    std::fs::write(project.path().join(".claude/container.yaml"), "resources:\n  memory: lots\n")
-        .unwrap();
+    std::fs::write(
+        project.path().join(".claude/container.yaml"),
+        "resources:\n  memory: lots\n",
+    )
+    .unwrap();
     let out = ccs(dir.path())
         .args(["project", "add", "--name", "web2"])
         .arg("--path")
@@ -138,7 +148,15 @@ async fn up_runs_everything_on_sqlite() {
     let url = format!("{base}{}", body["statusUrl"].as_str().unwrap());
     let start = Instant::now();
     loop {
-        let e: Value = client.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        let e: Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if e["status"] == "succeeded" {
             assert_eq!(e["result"], "hi there");
             break;
@@ -146,7 +164,14 @@ async fn up_runs_everything_on_sqlite() {
         assert!(start.elapsed() < Duration::from_secs(60), "{e}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "ccs_webhook_requests_total",
         "ccs_jobs_enqueued_total",
@@ -162,7 +187,10 @@ async fn up_runs_everything_on_sqlite() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status:?}");
     let out = ccs(dir.path())
         .args(["up", "--listen", "127.0.0.1:0"])

@@ -42,7 +42,9 @@ fn new_execution(project_id: i64, key: Option<&str>) -> NewExecution {
 }
 
 async fn projects(backend: Backend) {
-    let Some((_db, database, s)) = store(backend).await else { return };
+    let Some((_db, database, s)) = store(backend).await else {
+        return;
+    };
     s.ping().await.unwrap();
     let p = s.create_project(&new_project("alpha")).await.unwrap();
     assert_eq!(p.name, "alpha");
@@ -56,14 +58,22 @@ async fn projects(backend: Backend) {
         Err(StoreError::Conflict { .. })
     ));
     s.create_project(&new_project("beta")).await.unwrap();
-    let names: Vec<String> = s.projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    let names: Vec<String> = s
+        .projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["alpha", "beta"]);
     database.close().await;
 }
 backend_tests!(projects, super::projects);
 
 async fn api_keys(backend: Backend) {
-    let Some((_db, database, s)) = store(backend).await else { return };
+    let Some((_db, database, s)) = store(backend).await else {
+        return;
+    };
     assert_eq!(s.count_api_keys().await.unwrap(), 0);
     let issued = ccs::auth::issue_key(&s, "ci", &[Permission::Execute, Permission::Read], Some(42))
         .await
@@ -88,9 +98,14 @@ async fn api_keys(backend: Backend) {
 backend_tests!(api_keys, super::api_keys);
 
 async fn execution_lifecycle(backend: Backend) {
-    let Some((_db, database, s)) = store(backend).await else { return };
+    let Some((_db, database, s)) = store(backend).await else {
+        return;
+    };
     let p = s.create_project(&new_project("p")).await.unwrap();
-    let created = s.create_execution(&new_execution(p.id, None)).await.unwrap();
+    let created = s
+        .create_execution(&new_execution(p.id, None))
+        .await
+        .unwrap();
     assert!(created.created);
     let e = created.value;
     assert_eq!(e.status, ExecutionStatus::Queued);
@@ -98,7 +113,10 @@ async fn execution_lifecycle(backend: Backend) {
     assert_eq!(e.attempts, 0);
     // One job row in the executions queue.
     let counts = s.queue_counts().await.unwrap();
-    assert_eq!(counts, [(ccs::queue::EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]);
+    assert_eq!(
+        counts,
+        [(ccs::queue::EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]
+    );
 
     let started = s.start_execution(&e.id, "w1").await.unwrap().unwrap();
     assert_eq!(started.status, ExecutionStatus::Running);
@@ -159,17 +177,31 @@ async fn execution_lifecycle(backend: Backend) {
 backend_tests!(execution_lifecycle, super::execution_lifecycle);
 
 async fn idempotency_and_cancel(backend: Backend) {
-    let Some((_db, database, s)) = store(backend).await else { return };
+    let Some((_db, database, s)) = store(backend).await else {
+        return;
+    };
     let p = s.create_project(&new_project("p")).await.unwrap();
-    let a = s.create_execution(&new_execution(p.id, Some("k1"))).await.unwrap();
-    let b = s.create_execution(&new_execution(p.id, Some("k1"))).await.unwrap();
+    let a = s
+        .create_execution(&new_execution(p.id, Some("k1")))
+        .await
+        .unwrap();
+    let b = s
+        .create_execution(&new_execution(p.id, Some("k1")))
+        .await
+        .unwrap();
     assert!(a.created && !b.created);
     assert_eq!(a.value.id, b.value.id);
     let total: i64 = s.queue_counts().await.unwrap().iter().map(|c| c.2).sum();
     assert_eq!(total, 1);
     // Without a key, every request is new.
-    let c = s.create_execution(&new_execution(p.id, None)).await.unwrap();
-    let d = s.create_execution(&new_execution(p.id, None)).await.unwrap();
+    let c = s
+        .create_execution(&new_execution(p.id, None))
+        .await
+        .unwrap();
+    let d = s
+        .create_execution(&new_execution(p.id, None))
+        .await
+        .unwrap();
     assert_ne!(c.value.id, d.value.id);
 
     // Cancelling a queued execution ends it; it can then never start.
@@ -183,15 +215,21 @@ async fn idempotency_and_cancel(backend: Backend) {
     assert_eq!(flagged.status, ExecutionStatus::Running);
     assert!(s.cancel_requested(&d.value.id).await.unwrap());
     assert!(s.cancel_execution("no-such-id").await.unwrap().is_none());
-    s.audit("tester", "execution.cancel", &d.value.id, "").await.unwrap();
+    s.audit("tester", "execution.cancel", &d.value.id, "")
+        .await
+        .unwrap();
     database.close().await;
 }
 backend_tests!(idempotency_and_cancel, super::idempotency_and_cancel);
 
 async fn reaper_hands_back_jobs_of_unknown_workers(backend: Backend) {
-    let Some((_db, database, s)) = store(backend).await else { return };
+    let Some((_db, database, s)) = store(backend).await else {
+        return;
+    };
     let p = s.create_project(&new_project("p")).await.unwrap();
-    s.create_execution(&new_execution(p.id, None)).await.unwrap();
+    s.create_execution(&new_execution(p.id, None))
+        .await
+        .unwrap();
     // Claim the job as a worker that never registered (its row is gone).
     let claim = match backend {
         Backend::Sqlite => "UPDATE Jobs SET status = 'Running', lock_by = 'ghost'",
@@ -219,7 +257,9 @@ async fn reaper_hands_back_jobs_of_unknown_workers(backend: Backend) {
     }
     sqlx::query(claim).execute(s.pool()).await.unwrap();
     assert_eq!(
-        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30).await.unwrap(),
+        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -228,7 +268,9 @@ async fn reaper_hands_back_jobs_of_unknown_workers(backend: Backend) {
     );
     // Nothing left to hand back.
     assert_eq!(
-        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30).await.unwrap(),
+        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30)
+            .await
+            .unwrap(),
         0
     );
     database.close().await;

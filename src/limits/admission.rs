@@ -33,7 +33,7 @@ use crate::queue::JobRef;
 use crate::settings::LimitArgs;
 use crate::store::limits::{
     Admission, AdmissionRequest, BudgetClaim, BudgetOverride, BudgetRow, GLOBAL_SCOPE,
-    NewNotification, budget_name, key_scope, project_scope,
+    NO_KEY_SCOPE, NewNotification, budget_name, key_scope, project_scope,
 };
 use crate::store::{Execution, Project, Store, StoreError};
 
@@ -182,7 +182,7 @@ impl Plan {
             .budget_overrides_for([
                 GLOBAL_SCOPE,
                 &project_scope,
-                key.as_deref().unwrap_or("key:-"),
+                key.as_deref().unwrap_or(NO_KEY_SCOPE),
             ])
             .await?;
         Ok(Self::resolve(

@@ -20,7 +20,7 @@ use chrono::{Days, NaiveTime, Utc};
 
 use crate::runner::stream_json::PriceTable;
 use crate::store::limits::{
-    BudgetOverride, BudgetRow, GLOBAL_SCOPE, budget_name, key_scope, project_scope,
+    BudgetOverride, BudgetRow, GLOBAL_SCOPE, NO_KEY_SCOPE, budget_name, key_scope, project_scope,
 };
 use crate::store::{Store, StoreError};
 
@@ -39,14 +39,6 @@ pub fn ms_until_next_day() -> i64 {
     next.map_or(86_400_000, |n| (n - now).num_milliseconds().max(1))
 }
 
-/// The scopes a run of `project_id`, submitted with `api_key_id`, counts
-/// toward (a run without a key counts toward no key's budget).
-pub fn scopes_of(project_id: i64, api_key_id: Option<i64>) -> Vec<String> {
-    let mut scopes = vec![GLOBAL_SCOPE.to_owned(), project_scope(project_id)];
-    scopes.extend(api_key_id.map(key_scope));
-    scopes
-}
-
 /// The first of today's budgets a run of `project_id` counts toward that is
 /// used up (spent ≥ limit): the service's, the project's, or `api_key_id`'s.
 /// `None` when every one has room (or none has a limit).
@@ -62,7 +54,7 @@ pub async fn budget_exceeded_for_project(
     api_key_id: Option<i64>,
 ) -> Result<Option<BudgetRow>, StoreError> {
     let project = project_scope(project_id);
-    let key = api_key_id.map_or_else(|| "key:-".to_owned(), key_scope);
+    let key = api_key_id.map_or_else(|| NO_KEY_SCOPE.to_owned(), key_scope);
     let rows = store
         .exhausted_budgets(&today(), [GLOBAL_SCOPE, &project, &key])
         .await?;
@@ -140,12 +132,6 @@ mod tests {
         assert!(chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").is_ok());
         let ms = ms_until_next_day();
         assert!((1..=86_400_000).contains(&ms), "{ms}");
-    }
-
-    #[test]
-    fn scopes() {
-        assert_eq!(scopes_of(3, Some(7)), ["global", "project:3", "key:7"]);
-        assert_eq!(scopes_of(3, None), ["global", "project:3"]);
     }
 
     #[test]

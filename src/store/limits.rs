@@ -196,6 +196,10 @@ pub fn key_scope(api_key_id: i64) -> String {
 /// The scope of the service-wide daily budget.
 pub const GLOBAL_SCOPE: &str = "global";
 
+/// A scope no budget has: stands for "no API key" where a query takes
+/// three scopes.
+pub const NO_KEY_SCOPE: &str = "key:-";
+
 impl Store {
     /// Admits an execution for a run attempt, atomically across every
     /// worker: see the module docs. The caller has checked nothing; this

@@ -24,9 +24,12 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 out="$(scripts/db/start-all.sh)" && eval "$out"
 
 echo "[bench] building (-j $CARGO_BUILD_JOBS) …" >&2
-# The `bench` profile is `release` (it inherits it); building ccs and the test
-# agent with it shares the compiled ccs library with the bench targets.
-cargo build --profile bench -p ccs -p ccs-test-agent
+# The `bench` profile is `release` (it inherits it). `ccs` is built together
+# with ccs-bench so that both resolve the same dependency features and share
+# one compiled ccs library; the test agent apart, for the same reason (its
+# serde_json features differ).
+cargo build --profile bench -p ccs-test-agent
+cargo build --profile bench -p ccs -p ccs-bench --bins
 cargo bench -p ccs-bench --no-run
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"

@@ -18,7 +18,9 @@
 //!   before the enqueue transaction) to start (`executions.started_at` for
 //!   ccs, the bare handler's own clock reading), in ms.
 //! * **Fetch plan** (MariaDB): `EXPLAIN` and `ANALYZE` of apalis-mysql's
-//!   fetch query over a few thousand job rows.
+//!   fetch query over a few `jobs` tables (4,000 rows with and without a
+//!   backlog, 100,000 with a few ready), as apalis runs it and forced onto
+//!   `idx_jobs_fetch`: plan, rows read, locks held, a concurrent fetch.
 //!
 //! Every process: `--concurrency` jobs at once (= apalis buffer size),
 //! `--poll-interval`, ccs's pool of 16 connections.
@@ -528,28 +530,102 @@ const APALIS_MYSQL_FETCH_NEXT: &str = "SELECT * FROM jobs WHERE job_type = ? AND
      AND ( run_at IS NULL OR run_at <= ? ) \
      ORDER BY priority DESC, run_at ASC, id ASC LIMIT ? FOR UPDATE SKIP LOCKED";
 
-/// `EXPLAIN` and `ANALYZE` of apalis-mysql's fetch query on MariaDB, over
-/// 4,000 job rows: 3,600 `Done`, 300 `Pending`, 100 `Failed` to retry —
-/// and again once all are `Done` (what an idle worker's poll sees).
+/// A `jobs` table the fetch plan is looked at over.
+struct PlanCase {
+    label: &'static str,
+    /// Rows of `ccs::executions`, `run_at` one second apart up to now.
+    rows: usize,
+    /// Of which ready to run (3 in 4 `Pending`, 1 in 4 `Failed` with
+    /// attempts left), spread evenly; the rest `Done`.
+    ready: usize,
+}
+
+const PLAN_CASES: [PlanCase; 3] = [
+    PlanCase {
+        label: "4,000 rows, 400 ready",
+        rows: 4000,
+        ready: 400,
+    },
+    PlanCase {
+        label: "4,000 rows, none ready (idle poll)",
+        rows: 4000,
+        ready: 0,
+    },
+    PlanCase {
+        label: "100,000 rows, 12 ready",
+        rows: 100_000,
+        ready: 12,
+    },
+];
+
+/// apalis-mysql's fetch query on MariaDB over a few `jobs` tables: the plan
+/// (`EXPLAIN`), the rows it really read (`ANALYZE`), the row locks one fetch
+/// holds, what a second fetch gets meanwhile, and how long one takes — as
+/// apalis runs it and with `FORCE INDEX (idx_jobs_fetch)`.
 async fn fetch_plan(admin: Option<&str>) -> anyhow::Result<String> {
     let service = Service::create(Backend::MySql, admin).await?;
     let QueuePool::MySql(pool) = &service.database.queue else {
         anyhow::bail!("not a MySQL pool");
     };
-    for chunk in 0..8 {
-        let values: Vec<String> = (0..500)
-            .map(|j| {
-                let n = chunk * 500 + j;
-                let (status, attempts) = match n % 40 {
-                    0 => ("Failed", 1),
-                    1..=3 => ("Pending", 0),
+    let query = APALIS_MYSQL_FETCH_NEXT
+        .replacen('?', &format!("'{EXECUTIONS}'"), 1)
+        .replacen('?', "NOW()", 1)
+        .replacen('?', "4", 1);
+    let forced = query.replacen("FROM jobs", "FROM jobs FORCE INDEX (idx_jobs_fetch)", 1);
+    let mut out = String::from(
+        "\n### MariaDB: apalis-mysql's fetch query (job_type, run_at <= NOW(), LIMIT 4)\n",
+    );
+    out.push_str(&format!("\n```sql\n{query}\n```\n"));
+    let mut summary = Table::new(
+        "MariaDB fetch plans",
+        &[
+            "jobs table",
+            "index hint",
+            "type",
+            "key",
+            "rows (estimate)",
+            "rows read (r_rows)",
+            "row locks held",
+            "concurrent fetch got",
+            "fetch ms",
+        ],
+    );
+    for (i, case) in PLAN_CASES.iter().enumerate() {
+        fill_jobs(pool, case.rows, case.ready).await?;
+        for (hint, q) in [
+            ("none (as apalis runs it)", &query),
+            ("idx_jobs_fetch", &forced),
+        ] {
+            let mut row = vec![case.label.to_owned(), hint.to_owned()];
+            row.extend(plan_summary(pool, q).await?);
+            summary.row(row);
+        }
+        if i == 0 {
+            out.push_str(&explain(pool, "EXPLAIN", &query, case.label).await?);
+        }
+    }
+    out.push_str(&summary.render());
+    service.drop_database().await?;
+    Ok(out)
+}
+
+/// Empties `jobs` and fills it for a [`PlanCase`], then `ANALYZE TABLE`.
+async fn fill_jobs(pool: &sqlx::MySqlPool, rows: usize, ready: usize) -> anyhow::Result<()> {
+    sqlx::query("TRUNCATE TABLE jobs").execute(pool).await?;
+    let every = rows.checked_div(ready).unwrap_or(usize::MAX);
+    for start in (0..rows).step_by(500) {
+        let values: Vec<String> = (start..(start + 500).min(rows))
+            .map(|n| {
+                let (status, attempts) = match (n % every, (n / every) % 4) {
+                    (0, 3) => ("Failed", 1),
+                    (0, _) => ("Pending", 0),
                     _ => ("Done", 1),
                 };
                 format!(
                     "('{id}', '{EXECUTIONS}', '{status}', {attempts}, 25, \
                      NOW() - INTERVAL {age} SECOND, 0, '{{}}')",
                     id = uuid::Uuid::new_v4(),
-                    age = 4000 - n,
+                    age = rows - n,
                 )
             })
             .collect();
@@ -562,51 +638,59 @@ async fn fetch_plan(admin: Option<&str>) -> anyhow::Result<String> {
         .await?;
     }
     sqlx::query("ANALYZE TABLE jobs").execute(pool).await?;
-    let query = APALIS_MYSQL_FETCH_NEXT
-        .replacen('?', &format!("'{EXECUTIONS}'"), 1)
-        .replacen('?', "NOW()", 1)
-        .replacen('?', "4", 1);
-    let mut out = String::from(
-        "\n### MariaDB: apalis-mysql's fetch query (job_type, run_at <= NOW(), LIMIT 4)\n",
-    );
-    out.push_str(&format!("\n```sql\n{query}\n```\n"));
-    out.push_str(&explain(pool, "EXPLAIN", &query, "4,000 rows, 400 to fetch").await?);
-    out.push_str(&explain(pool, "ANALYZE", &query, "4,000 rows, 400 to fetch").await?);
-    out.push_str("\nTwo workers fetching at once (4,000 rows, 400 to fetch):\n\n");
-    out.push_str(&concurrent_fetch(pool, &query, "as apalis-mysql runs it").await?);
-    let forced = query.replacen("FROM jobs", "FROM jobs FORCE INDEX (idx_jobs_fetch)", 1);
-    out.push_str(&concurrent_fetch(pool, &forced, "with FORCE INDEX (idx_jobs_fetch)").await?);
-    sqlx::query("UPDATE jobs SET status = 'Done'")
-        .execute(pool)
-        .await?;
-    sqlx::query("ANALYZE TABLE jobs").execute(pool).await?;
-    out.push_str(&explain(pool, "EXPLAIN", &query, "4,000 rows, all Done (idle poll)").await?);
-    out.push_str(&explain(pool, "ANALYZE", &query, "4,000 rows, all Done (idle poll)").await?);
-    service.drop_database().await?;
-    Ok(out)
+    Ok(())
 }
 
-/// Runs the fetch in one transaction and, while it is open, again in a
-/// second: how many rows each got and how many row locks the first holds.
-async fn concurrent_fetch(
-    pool: &sqlx::MySqlPool,
-    query: &str,
-    label: &str,
-) -> anyhow::Result<String> {
+/// type, key, estimated rows, rows read, locks held, rows a concurrent
+/// fetch got, and the median time of five fetches (each rolled back).
+async fn plan_summary(pool: &sqlx::MySqlPool, query: &str) -> anyhow::Result<Vec<String>> {
+    let plan = sqlx::query(&format!("EXPLAIN {query}"))
+        .fetch_one(pool)
+        .await?;
+    let mut tx = pool.begin().await?;
+    let analyzed = sqlx::query(&format!("ANALYZE {query}"))
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+
+    // One fetch holds its transaction open while a second one runs.
     let mut first = pool.begin().await?;
-    let got_first = sqlx::query(query).fetch_all(&mut *first).await?.len();
+    sqlx::query(query).fetch_all(&mut *first).await?;
     let locks = sqlx::query("SELECT MAX(trx_rows_locked) FROM information_schema.innodb_trx")
         .fetch_one(pool)
         .await?;
-    let locks = mysql_cell(&locks, 0);
     let mut second = pool.begin().await?;
     let got_second = sqlx::query(query).fetch_all(&mut *second).await?.len();
     second.rollback().await?;
     first.rollback().await?;
-    Ok(format!(
-        "* {label}: the first fetch got {got_first} rows and holds {locks} row locks; \
-         a second fetch meanwhile got {got_second} rows\n"
-    ))
+
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let mut tx = pool.begin().await?;
+        let start = Instant::now();
+        sqlx::query(query).fetch_all(&mut *tx).await?;
+        times.push(start.elapsed());
+        tx.rollback().await?;
+    }
+    times.sort();
+    Ok(vec![
+        column(&plan, "type"),
+        column(&plan, "key"),
+        column(&plan, "rows"),
+        column(&analyzed, "r_rows"),
+        mysql_cell(&locks, 0),
+        got_second.to_string(),
+        ms(times[2]),
+    ])
+}
+
+/// A cell of an `EXPLAIN`/`ANALYZE` row by column name.
+fn column(row: &sqlx::mysql::MySqlRow, name: &str) -> String {
+    use sqlx::Column as _;
+    row.columns()
+        .iter()
+        .position(|c| c.name() == name)
+        .map_or_else(|| "?".into(), |i| mysql_cell(row, i))
 }
 
 /// One `EXPLAIN`/`ANALYZE` as a Markdown table (ANALYZE runs the query, so

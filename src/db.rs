@@ -78,6 +78,16 @@ pub struct Database {
     pub queue: QueuePool,
 }
 
+/// Every MySQL/MariaDB session of both pools runs at `READ COMMITTED`,
+/// PostgreSQL's default, so that one set of SQL behaves the same on both:
+/// each statement of a transaction sees what others committed before it
+/// (admission counts under a lock, `src/store/limits.rs`), and locking
+/// reads take no gap locks. Under InnoDB's default `REPEATABLE READ`,
+/// apalis-mysql's `SELECT … FOR UPDATE SKIP LOCKED` fetch holds next-key
+/// locks on the `jobs` indexes that deadlock against the API's job inserts
+/// (a `500` for the request) and against the reapers (a worker restart).
+const MYSQL_READ_COMMITTED: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
 /// How long a caller waits for a connection before the database counts as
 /// unavailable (`/readyz` and the webhooks answer 503 after this).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -91,6 +101,14 @@ impl Database {
         let store = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::MySql {
+                        sqlx::Executor::execute(conn, MYSQL_READ_COMMITTED).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy(&url)
             .with_context(|| format!("invalid {backend} database URL"))?;
         let queue = match backend {
@@ -109,6 +127,12 @@ impl Database {
                 sqlx::mysql::MySqlPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::Executor::execute(conn, MYSQL_READ_COMMITTED).await?;
+                            Ok(())
+                        })
+                    })
                     .connect_lazy(&url)?,
             ),
             Backend::Postgres => QueuePool::Postgres(

@@ -224,11 +224,9 @@ impl Store {
                 .await?;
         }
 
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(self.q("limits_tx_isolation"))
-            .execute(&mut *conn)
-            .await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // READ COMMITTED (SQLite: serializable), see `crate::db`: each
+        // statement sees what the admission before it committed.
+        let mut tx = self.pool.begin().await?;
         // The lock: every admission of this project waits here for the
         // previous one to commit.
         sqlx::query(self.q("project_slot_lock"))

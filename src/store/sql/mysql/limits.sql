@@ -1,11 +1,5 @@
 -- Limits and budgets for MySQL / MariaDB (see src/store/limits.rs). Placeholders: `?`.
 
--- name: limits_tx_isolation
--- Applies to the next transaction of this connection: each statement of an
--- admission must see what other admissions committed while it waited for
--- the project's lock (REPEATABLE READ would keep the first snapshot).
-SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
-
 -- name: project_slot_ensure
 INSERT INTO project_slots (project_id, locked_at) VALUES (?, 0)
 ON DUPLICATE KEY UPDATE project_id = project_id;

@@ -1,11 +1,5 @@
 -- Limits and budgets for PostgreSQL (see src/store/limits.rs). Placeholders: `$n`.
 
--- name: limits_tx_isolation
--- PostgreSQL's default, READ COMMITTED, is what an admission needs: each
--- statement sees what other admissions committed while it waited for the
--- project's lock. Nothing to set.
-SELECT 1;
-
 -- name: project_slot_ensure
 INSERT INTO project_slots (project_id, locked_at) VALUES ($1, 0)
 ON CONFLICT (project_id) DO NOTHING;

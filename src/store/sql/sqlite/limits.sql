@@ -1,10 +1,5 @@
 -- Limits and budgets for SQLite (see src/store/limits.rs). Placeholders: `?`.
 
--- name: limits_tx_isolation
--- SQLite transactions are serializable; the first statement of an admission
--- is a write, which takes the database's write lock.
-SELECT 1;
-
 -- name: project_slot_ensure
 INSERT INTO project_slots (project_id, locked_at) VALUES (?, 0)
 ON CONFLICT (project_id) DO NOTHING;

@@ -572,4 +572,41 @@ mod tests {
         );
         assert_eq!(o.status, ExecutionStatus::Cancelled);
     }
+
+    #[test]
+    fn the_ceiling_stop_records_the_estimate() {
+        // Two lines of one message (counted once), then a second message:
+        // 100k output tokens at Sonnet's $15/M are $1.50 each.
+        let mut est = CostEstimator::new(PriceTable::default());
+        let line = |id: &str| {
+            parse_line(&format!(
+                r#"{{"type":"assistant","message":{{"id":"{id}","model":"claude-sonnet-4-5","content":[],"usage":{{"input_tokens":0,"output_tokens":100000}}}}}}"#
+            ))
+        };
+        est.observe(&line("m1"));
+        est.observe(&line("m1"));
+        assert!(
+            !over_ceiling(&est, 1.50),
+            "landing on the ceiling is not passing it"
+        );
+        assert!(over_ceiling(&est, 1.49));
+        est.observe(&line("m2"));
+        assert!(over_ceiling(&est, 2.0));
+        let o = decide(
+            Some(StopReason::BudgetExceeded),
+            exit(None),
+            None,
+            &est,
+            Duration::from_secs(2),
+        );
+        assert_eq!(o.status, ExecutionStatus::BudgetExceeded);
+        assert_eq!(o.cost_usd, Some(3.0));
+        assert!(o.cost_estimated);
+        assert!(o.error.as_deref().unwrap().contains("ceiling"), "{o:?}");
+        // Once the result line reported a cost, the run is over: no stop.
+        est.observe(&parse_line(
+            r#"{"type":"result","subtype":"success","is_error":false,"total_cost_usd":3.1}"#,
+        ));
+        assert!(!over_ceiling(&est, 2.0));
+    }
 }

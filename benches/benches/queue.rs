@@ -584,7 +584,7 @@ async fn fetch_plan(admin: Option<&str>) -> anyhow::Result<String> {
             "type",
             "key",
             "rows (estimate)",
-            "rows read (r_rows)",
+            "ANALYZE r_rows",
             "row locks held",
             "concurrent fetch got",
             "fetch ms",

@@ -65,7 +65,17 @@ impl StoreError {
     fn is_unique_violation(e: &sqlx::Error) -> bool {
         matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
     }
+
+    /// A deadlock or serialization failure: the transaction was rolled back
+    /// and may simply be run again (SQLSTATE 40001, PostgreSQL's 40P01).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
 }
+
+/// Attempts of a transaction that a deadlock rolled back.
+const DEADLOCK_RETRIES: u32 = 3;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -212,7 +222,23 @@ impl Store {
     ///
     /// With an idempotency key already used for the project, nothing is
     /// written and the existing execution comes back with `created: false`.
+    /// A transaction rolled back by a deadlock (MariaDB's gap locks against
+    /// apalis's `SKIP LOCKED` fetch) is run again, up to
+    /// [`DEADLOCK_RETRIES`] times.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Created<Execution>> {
+        let mut attempt = 1;
+        loop {
+            match self.try_create_execution(new).await {
+                Err(e) if e.is_retryable() && attempt < DEADLOCK_RETRIES => {
+                    tracing::debug!(attempt, error = %e, "enqueue deadlocked; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_create_execution(&self, new: &NewExecution) -> Result<Created<Execution>> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(self.q("execution_insert"))

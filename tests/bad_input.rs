@@ -35,15 +35,7 @@ async fn call(
 }
 
 async fn bad_inputs_get_clear_4xx(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let admin = format!("Bearer {}", app.admin_key);
@@ -251,15 +243,7 @@ async fn bad_inputs_get_clear_4xx(backend: Backend) {
 backend_tests!(bad_inputs_get_clear_4xx, super::bad_inputs_get_clear_4xx);
 
 async fn api_keys_are_shown_once_and_tracked(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let res = app

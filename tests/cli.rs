@@ -211,15 +211,7 @@ async fn up_runs_everything_on_sqlite() {
 /// is stopped and handed back, and another worker completes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_short_runs_finish_and_hands_back_long_ones() {
-    let Some(app) = spawn_app(
-        ccs::db::Backend::Sqlite,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(ccs::db::Backend::Sqlite, Options::without_worker()).await else {
         return;
     };
     let short = app.submit("short @sleep=2 @result=short done").await;

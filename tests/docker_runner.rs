@@ -215,14 +215,11 @@ async fn wait_running(docker: &Docker, execution: &str) -> String {
 }
 
 async fn cancel(app: &TestApp, id: &str) {
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/executions/{id}/cancel")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/executions/{id}/cancel"))
+            .await,
+        202
+    );
 }
 
 const LOCKED_DOWN: &str = "\
@@ -788,15 +785,7 @@ async fn orphans_of_a_killed_worker_are_reaped_live_ones_are_not() {
         return;
     };
     let docker = probe.client().clone();
-    let Some(app) = spawn_app(
-        Backend::Sqlite,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(Backend::Sqlite, Options::without_worker()).await else {
         return;
     };
     let id = app.submit("@hang left behind").await;

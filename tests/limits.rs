@@ -94,15 +94,7 @@ async fn wait_all(app: &TestApp, ids: &[String]) -> Vec<Value> {
 /// ends (succeeded, or refused as `budget_exceeded`), and the settled
 /// spend is exactly the sum of the reported costs.
 async fn budget_holds_across_workers(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let limit = 12.0;
@@ -274,15 +266,7 @@ backend_tests!(
 /// two of the project's executions run (sampled every 50 ms throughout),
 /// the rest wait in the queue without using up attempts, and all succeed.
 async fn concurrency_limit_holds_across_workers(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let id = project(&app, "narrow", "limits: {maxConcurrent: 2}\n", None).await;
@@ -579,15 +563,7 @@ backend_tests!(alert_fires_once, super::alert_fires_once);
 /// another worker) reuses it rather than reserving again, and its
 /// settlement releases it.
 async fn a_killed_workers_reservation_is_reused(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let id = project(

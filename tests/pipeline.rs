@@ -47,15 +47,7 @@ async fn succeeds_end_to_end(backend: Backend) {
 backend_tests!(succeeds_end_to_end, super::succeeds_end_to_end);
 
 async fn separate_worker_process_runs_the_job(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let id = app.submit("hello @cost=0.05").await;
@@ -135,14 +127,11 @@ async fn cancel_stops_a_running_agent(backend: Backend) {
         assert!(start.elapsed() < WAIT, "agent never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/executions/{id}/cancel")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/executions/{id}/cancel"))
+            .await,
+        202
+    );
     let e = app.wait_terminal(&id, WAIT).await;
     assert_eq!(e["status"], "cancelled", "{e}");
     assert!(!common::process_alive(&marker));
@@ -154,26 +143,15 @@ backend_tests!(
 );
 
 async fn cancel_before_start_never_runs(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let id = app.submit("@cost=1").await;
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/executions/{id}/cancel")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/executions/{id}/cancel"))
+            .await,
+        202
+    );
     let mut worker = WorkerProcess::spawn(&app, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, e) = app.get(&format!("/api/v1/executions/{id}")).await;
@@ -188,15 +166,7 @@ backend_tests!(
 );
 
 async fn idempotency_key_gives_one_execution(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let body = json!({
@@ -247,15 +217,7 @@ backend_tests!(
 );
 
 async fn killed_worker_hands_its_job_back(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
@@ -292,15 +254,7 @@ async fn two_workers_run_each_job_once(backend: Backend) {
     if backend == Backend::Sqlite {
         return; // single writer: the drain test is for MariaDB and PostgreSQL
     }
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     let record = app.work_dir.path().join("record.jsonl");

@@ -136,14 +136,8 @@ async fn dump_queue(app: &TestApp) {
 }
 
 async fn control(app: &TestApp, id: &str, action: &str) -> u16 {
-    app.client
-        .post(app.url(&format!("/api/v1/workflows/{id}/{action}")))
-        .bearer_auth(&app.admin_key)
-        .send()
+    app.post_empty(&format!("/api/v1/workflows/{id}/{action}"))
         .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 fn agents(r: &Value) -> Vec<(String, String)> {
@@ -167,15 +161,7 @@ fn steps(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn seed_code_review_runs(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     set_workflow(&app, SEED, &seed_container()).await;
@@ -747,15 +733,7 @@ backend_tests!(
 );
 
 async fn invalid_workflows_are_refused_with_lines(backend: Backend) {
-    let Some(app) = spawn_app(
-        backend,
-        Options {
-            in_process_worker: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
     for (yaml, needle) in [

@@ -129,6 +129,16 @@ pub struct Options {
     pub secrets_file: Option<PathBuf>,
 }
 
+impl Options {
+    /// No in-process worker: jobs wait until a test starts one.
+    pub fn without_worker() -> Self {
+        Self {
+            in_process_worker: false,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -292,6 +302,18 @@ impl TestApp {
         assert_eq!(res.status(), 202, "{:?}", res.text().await);
         let body: Value = res.json().await.unwrap();
         body["executionId"].as_str().unwrap().to_owned()
+    }
+
+    /// POST with no body and the admin key; returns the status.
+    pub async fn post_empty(&self, path: &str) -> u16 {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

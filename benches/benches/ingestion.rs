@@ -56,21 +56,7 @@ struct Args {
 const PROMPT: &str = "@cost=0 ingestion benchmark";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ccs_bench::run_main(run(Args::parse()))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -25,3 +25,25 @@ pub mod load;
 pub mod processes;
 pub mod report;
 pub mod stats;
+
+/// A bench binary's `main`: runs `run` on a Tokio runtime; an error is
+/// printed and makes the exit code a failure.
+pub fn run_main<F>(run: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -41,6 +41,54 @@ fn start_seq(headers: &HeaderMap, q: &After) -> Result<i64, ApiError> {
     Ok(q.after.unwrap_or(0))
 }
 
+/// What one poll of the durable rows found.
+enum Batch {
+    /// New events; the last one's sequence number is where to go on from.
+    Events(Vec<Event>, i64),
+    /// Nothing new, and nothing more will come: send these, then end.
+    End(Vec<Event>),
+    /// Nothing new yet.
+    Wait,
+}
+
+/// The SSE stream shared by both endpoints: polls `fetch(after)` every
+/// [`POLL`] until it answers [`Batch::End`].
+fn replay<F, Fut>(after: i64, fetch: F) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    F: Fn(i64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Batch> + Send,
+{
+    let stream = futures::stream::unfold((after, false), move |(mut after, done)| {
+        let fetch = fetch.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                match fetch(after).await {
+                    Batch::Events(events, last) => {
+                        after = last;
+                        let events = events.into_iter().map(Ok::<_, Infallible>);
+                        return Some((
+                            futures::stream::iter(events.collect::<Vec<_>>()),
+                            (after, false),
+                        ));
+                    }
+                    Batch::End(events) => {
+                        let events = events.into_iter().map(Ok::<_, Infallible>);
+                        return Some((
+                            futures::stream::iter(events.collect::<Vec<_>>()),
+                            (after, true),
+                        ));
+                    }
+                    Batch::Wait => tokio::time::sleep(POLL).await,
+                }
+            }
+        }
+    });
+    Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default())
+}
+
 pub async fn workflow(
     axum::extract::State(state): State,
     caller: Caller,
@@ -56,38 +104,35 @@ pub async fn workflow(
         .ok_or_else(|| ApiError::NotFound(format!("workflow {id} not found")))?;
     let after = start_seq(&headers, &q)?;
     let store = state.store.clone();
-    let stream = futures::stream::unfold(
-        (store, id, after, false),
-        |(store, id, mut after, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let finished = matches!(
-                    store.workflow(&id).await,
-                    Ok(Some(run)) if run_status::is_terminal(&run.status)
-                );
-                match store.workflow_events(&id, after).await {
-                    Ok(events) if !events.is_empty() => {
-                        let batch: Vec<Result<Event, Infallible>> = events
-                            .iter()
-                            .map(|e| {
-                                Ok(Event::default()
-                                    .id(e.seq.to_string())
-                                    .event(e.kind.clone())
-                                    .data(serde_json::json!({"seq": e.seq, "at": super::executions::rfc3339(e.at), "kind": e.kind, "data": e.data}).to_string()))
-                            })
-                            .collect();
-                        after = events.last().map_or(after, |e| e.seq);
-                        return Some((futures::stream::iter(batch), (store, id, after, false)));
-                    }
-                    Ok(_) if finished => return None,
-                    _ => tokio::time::sleep(POLL).await,
-                }
-            }
-        },
+    Ok(replay(after, move |after| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { workflow_batch(&store, &id, after).await }
+    }))
+}
+
+/// A run's events after `after`; the end once the run is over and sent.
+async fn workflow_batch(store: &Store, id: &str, after: i64) -> Batch {
+    let finished = matches!(
+        store.workflow(id).await,
+        Ok(Some(run)) if run_status::is_terminal(&run.status)
     );
-    Ok(Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()))
+    match store.workflow_events(id, after).await {
+        Ok(events) if !events.is_empty() => {
+            let last = events.last().map_or(after, |e| e.seq);
+            let events = events
+                .iter()
+                .map(|e| {
+                    Event::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.clone())
+                        .data(serde_json::json!({"seq": e.seq, "at": super::executions::rfc3339(e.at), "kind": e.kind, "data": e.data}).to_string())
+                })
+                .collect();
+            Batch::Events(events, last)
+        }
+        Ok(_) if finished => Batch::End(Vec::new()),
+        _ => Batch::Wait,
+    }
 }
 
 pub async fn execution(
@@ -104,41 +149,36 @@ pub async fn execution(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
     let after = start_seq(&headers, &q)?;
-    let stream = futures::stream::unfold(
-        (state.store.clone(), id, after, false),
-        |(store, id, mut after, done): (Store, String, i64, bool)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let status = store.execution(&id).await.ok().flatten().map(|e| e.status);
-                match store.logs(&id, after, 500).await {
-                    Ok(lines) if !lines.is_empty() => {
-                        let batch: Vec<Result<Event, Infallible>> = lines
-                            .iter()
-                            .map(|l| {
-                                Ok(Event::default()
-                                    .id(l.seq.to_string())
-                                    .event("log")
-                                    .data(serde_json::json!({"seq": l.seq, "at": super::executions::rfc3339(l.at), "kind": l.kind, "text": l.text}).to_string()))
-                            })
-                            .collect();
-                        after = lines.last().map_or(after, |l| l.seq);
-                        return Some((futures::stream::iter(batch), (store, id, after, false)));
-                    }
-                    Ok(_) if status.is_some_and(|s| s.is_terminal()) => {
-                        let end = Event::default().event("end").data(
-                            serde_json::json!({"status": status.map(|s| s.as_str())}).to_string(),
-                        );
-                        return Some((
-                            futures::stream::iter(vec![Ok(end)]),
-                            (store, id, after, true),
-                        ));
-                    }
-                    _ => tokio::time::sleep(POLL).await,
-                }
-            }
-        },
-    );
-    Ok(Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()))
+    let store = state.store.clone();
+    Ok(replay(after, move |after| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { execution_batch(&store, &id, after).await }
+    }))
+}
+
+/// An execution's log lines after `after`; an `end` event with its status
+/// once it is over and every line was sent.
+async fn execution_batch(store: &Store, id: &str, after: i64) -> Batch {
+    let status = store.execution(id).await.ok().flatten().map(|e| e.status);
+    match store.logs(id, after, 500).await {
+        Ok(lines) if !lines.is_empty() => {
+            let last = lines.last().map_or(after, |l| l.seq);
+            let events = lines
+                .iter()
+                .map(|l| {
+                    Event::default()
+                        .id(l.seq.to_string())
+                        .event("log")
+                        .data(serde_json::json!({"seq": l.seq, "at": super::executions::rfc3339(l.at), "kind": l.kind, "text": l.text}).to_string())
+                })
+                .collect();
+            Batch::Events(events, last)
+        }
+        Ok(_) if status.is_some_and(|s| s.is_terminal()) => {
+            Batch::End(vec![Event::default().event("end").data(
+                serde_json::json!({"status": status.map(|s| s.as_str())}).to_string(),
+            )])
+        }
+        _ => Batch::Wait,
+    }
 }

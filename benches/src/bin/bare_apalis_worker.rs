@@ -54,21 +54,7 @@ async fn handle(job: ExecuteJob, seen: Data<Arc<Seen>>) -> Result<(), BoxDynErro
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ccs_bench::run_main(run(Args::parse()))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

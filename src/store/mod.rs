@@ -481,6 +481,16 @@ impl Store {
     /// `dead_after_secs`, or whose worker row is gone. See
     /// [`crate::queue::reaper`].
     pub async fn reenqueue_orphaned_jobs(&self, queue: &str, dead_after_secs: i64) -> Result<u64> {
+        // Look first without locking: in the usual case nothing is orphaned,
+        // and the locking UPDATE would only contend with the workers' fetch.
+        let row = sqlx::query(self.q("job_orphans_count"))
+            .bind(dead_after_secs)
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?;
+        if row.try_get::<i64, _>(0)? == 0 {
+            return Ok(0);
+        }
         let n = sqlx::query(self.q("job_reenqueue_orphaned"))
             .bind(dead_after_secs)
             .bind(queue)

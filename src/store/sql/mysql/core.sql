@@ -98,5 +98,14 @@ SET j.status = 'Pending', j.done_at = NULL, j.lock_by = NULL, j.lock_at = NULL,
     j.last_result = '{"Err": "Re-enqueued: its worker stopped heartbeating."}'
 WHERE j.status IN ('Running', 'Queued') AND j.job_type = ? AND w.id IS NULL;
 
+-- name: job_orphans_count
+-- The reaper's cheap look (a plain read takes no row locks) before it
+-- updates anything: a locking scan every heartbeat deadlocked with
+-- apalis-mysql's SKIP LOCKED fetch.
+SELECT COUNT(*) FROM jobs j
+LEFT JOIN workers w ON w.id = j.lock_by
+    AND w.last_seen > TIMESTAMPADD(SECOND, -?, CURRENT_TIMESTAMP)
+WHERE j.status IN ('Running', 'Queued') AND j.job_type = ? AND w.id IS NULL;
+
 -- name: audit_insert
 INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?);

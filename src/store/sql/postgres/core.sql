@@ -101,5 +101,15 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 );
 
+-- name: job_orphans_count
+-- The reaper's cheap look (no row locks) before it updates anything.
+SELECT COUNT(*) FROM apalis.jobs j
+WHERE j.status IN ('Running', 'Queued')
+  AND j.job_type = $2
+  AND NOT EXISTS (
+      SELECT 1 FROM apalis.workers w
+      WHERE w.id = j.lock_by AND w.last_seen > now() - make_interval(secs => $1)
+  );
+
 -- name: audit_insert
 INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5);

@@ -95,5 +95,13 @@ WHERE status IN ('Running', 'Queued')
   AND (lock_by IS NULL
        OR lock_by NOT IN (SELECT id FROM Workers WHERE strftime('%s', 'now') - last_seen < ?1));
 
+-- name: job_orphans_count
+-- The reaper's cheap look (no write lock) before it updates anything.
+SELECT COUNT(*) FROM Jobs
+WHERE status IN ('Running', 'Queued')
+  AND job_type = ?2
+  AND (lock_by IS NULL
+       OR lock_by NOT IN (SELECT id FROM Workers WHERE strftime('%s', 'now') - last_seen < ?1));
+
 -- name: audit_insert
 INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?);

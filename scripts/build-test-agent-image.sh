@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test agent image `ccs-test-agent:latest` (or $CCS_TEST_AGENT_IMAGE)
 # with no registry: `FROM scratch` plus the statically linked test agent, a
+# static busybox as /bin/sh and the usual tools (a workflow's validation gate
+# runs the project's test command with `sh -c` in the agent's image), a
 # minimal /etc/passwd and /etc/group (user `agent`, uid/gid 1000), /tmp and
 # /home/agent. The Docker runner's tests and benchmark run it.
 #
@@ -8,7 +10,9 @@
 #        CARGO_TARGET_DIR (default <repo>/target) - the static build goes to
 #        $CARGO_TARGET_DIR/static so its RUSTFLAGS leave the main build alone;
 #        CARGO_BUILD_JOBS (default: cargo's).
-# Needs: cargo with the x86_64-unknown-linux-gnu target, docker.
+# Needs: cargo with the x86_64-unknown-linux-gnu target, docker, a static
+#        busybox (Debian's busybox-static; installed here with apt-get when
+#        missing and running as root).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,11 +33,27 @@ if ldd "$binary" 2>&1 | grep -q '=>'; then
   exit 1
 fi
 
+busybox="$(command -v busybox || true)"
+if [ -z "$busybox" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  log "installing busybox-static"
+  apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null; }
+  busybox="$(command -v busybox || true)"
+fi
+if [ -z "$busybox" ] || ldd "$busybox" 2>&1 | grep -q '=>'; then
+  log "ERROR: a static busybox is needed (apt-get install busybox-static)"
+  exit 1
+fi
+
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
-mkdir -p "$context/rootfs/usr/local/bin" "$context/rootfs/etc" \
+mkdir -p "$context/rootfs/usr/local/bin" "$context/rootfs/etc" "$context/rootfs/bin" \
   "$context/rootfs/tmp" "$context/rootfs/home/agent" "$context/rootfs/workspace"
 cp "$binary" "$context/rootfs/usr/local/bin/ccs-test-agent"
+cp "$busybox" "$context/rootfs/bin/busybox"
+for applet in $("$busybox" --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$context/rootfs/bin/$applet"
+done
 cat >"$context/rootfs/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/sbin/nologin
 agent:x:1000:1000:agent:/home/agent:/sbin/nologin
@@ -47,7 +67,7 @@ GROUP
 cat >"$context/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
-ENV PATH=/usr/local/bin HOME=/home/agent LANG=C.UTF-8
+ENV PATH=/usr/local/bin:/bin HOME=/home/agent LANG=C.UTF-8
 USER 1000:1000
 WORKDIR /workspace
 ENTRYPOINT ["/usr/local/bin/ccs-test-agent"]

@@ -861,3 +861,88 @@ async fn orphans_of_a_killed_worker_are_reaped_live_ones_are_not() {
     let _ = tokio::time::timeout(Duration::from_secs(20), second.child.wait()).await;
     app.shutdown().await;
 }
+
+/// A workflow's validation gate runs the project's tests after the agent,
+/// in the agent's workspace and in a container just like the agent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn validation_checks_run_in_a_container_like_the_agents() {
+    let Some(d) = docker_app(None, None, |_| {}).await else {
+        return;
+    };
+    let app = &d.app;
+    let container = format!(
+        "{LOCKED_DOWN}test:\n  command: \"grep -q PASS fixed.txt && echo tests ok as $(id -u) in $(pwd)\"\n  coverage: \"cat fixed.txt\"\n"
+    );
+    let workflow = "name: checked\nagents:\n  - name: coder\n    prompt: \"@write=fixed.txt PASS 87%\"\n\
+                    workflow:\n  safety:\n    validation: {requirePassingTests: true, minCoverage: 80}\n";
+    app.store
+        .create_project(&ccs::store::NewProject {
+            name: "checked".into(),
+            path: app.project_dir.path().display().to_string(),
+            description: None,
+            container_yaml: Some(container),
+            workflow_yaml: Some(workflow.into()),
+        })
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/workflows"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"project": "checked", "context": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{:?}", res.text().await);
+    let run: Value = res.json().await.unwrap();
+    let run_id = run["workflowId"].as_str().unwrap();
+    let start = std::time::Instant::now();
+    let run = loop {
+        let (_, r) = app.get(&format!("/api/v1/workflows/{run_id}")).await;
+        if ["succeeded", "failed"].contains(&r["status"].as_str().unwrap_or_default()) {
+            break r;
+        }
+        assert!(start.elapsed() < WAIT, "run never ended: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = run["steps"][0]["executionId"].as_str().unwrap().to_owned();
+    let (_, e) = app.get(&format!("/api/v1/executions/{id}")).await;
+    let text = log_texts(&logs(app, &id).await);
+    assert_eq!(run["status"], "succeeded", "{run}\n{e}\n{text}");
+    assert_eq!(e["validation"]["passed"], true, "{e}");
+    assert_eq!(e["validation"]["coverage"]["percent"], 87.0, "{e}");
+    // The tests saw the agent's change, as the agent's user, in /workspace.
+    assert!(text.contains("tests ok as 1000 in /workspace"), "{text}");
+
+    // Each check had a container of its own, configured like the agent's.
+    let inspect = |name: String| {
+        let path = d.inspect_dir.path().join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let agent = inspect(format!("ccs-{id}-1"));
+    for check in ["test", "coverage"] {
+        let c = inspect(format!("ccs-{id}-1-{check}"));
+        assert_eq!(c["Config"]["Entrypoint"], json!(["/bin/sh", "-c"]), "{c}");
+        for field in [
+            "/Config/Image",
+            "/Config/User",
+            "/Config/WorkingDir",
+            "/HostConfig/Memory",
+            "/HostConfig/NanoCpus",
+            "/HostConfig/PidsLimit",
+            "/HostConfig/ReadonlyRootfs",
+            "/HostConfig/CapDrop",
+            "/HostConfig/SecurityOpt",
+            "/HostConfig/NetworkMode",
+            "/HostConfig/Binds",
+        ] {
+            assert_eq!(c.pointer(field), agent.pointer(field), "{check} {field}");
+        }
+        assert_eq!(c["Config"]["Labels"]["ccs.execution"], id.as_str());
+    }
+    // And none is left.
+    assert!(containers_of(&d.docker, &id).await.is_empty());
+    d.app.shutdown().await;
+}

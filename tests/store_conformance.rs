@@ -155,6 +155,7 @@ async fn execution_lifecycle(backend: Backend) {
         session_id: Some("sess".into()),
         exit_code: Some(0),
         duration_ms: Some(1500),
+        validation: Some(r#"{"passed":true,"tests":{"exitCode":0,"durationMs":12}}"#.into()),
     };
     assert!(s.finish_execution(&e.id, &outcome).await.unwrap());
     // The first outcome stands; a job that runs again changes nothing.
@@ -167,6 +168,10 @@ async fn execution_lifecycle(backend: Backend) {
     assert_eq!(done.cost_usd, Some(0.125));
     assert_eq!(done.num_turns, Some(3));
     assert_eq!(done.result.as_deref(), Some("done"));
+    assert_eq!(
+        done.validation.as_ref().unwrap()["tests"]["exitCode"],
+        serde_json::json!(0)
+    );
     assert!(done.finished_at.is_some());
     assert_eq!(
         s.execution_counts().await.unwrap(),

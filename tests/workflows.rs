@@ -857,3 +857,122 @@ backend_tests!(
     budget_pause_and_resume_after_a_raise,
     super::budget_pause_and_resume_after_a_raise
 );
+
+/// `safety.validation`: the coder's change is checked with the project's
+/// tests and coverage; a failed gate routes to `onError.next`.
+const VALIDATED: &str = r#"
+name: gated
+agents:
+  - name: coder
+    prompt: "@write=fixed.txt ${CHANGE}"
+    onError:
+      action: notify
+      next: fixer
+    next: reviewer
+  - name: fixer
+    prompt: "@write=fixed.txt PASS 90%"
+    next: reviewer
+  - name: reviewer
+    prompt: "review only"
+workflow:
+  safety:
+    validation:
+      requireTests: true
+      requirePassingTests: true
+      minCoverage: 80
+"#;
+
+/// The tests pass when the agent wrote PASS; the coverage is the
+/// percentage it wrote.
+const VALIDATED_CONTAINER: &str = "test:\n  command: \"grep -q PASS fixed.txt && echo tests passed\"\n  coverage: \"cat fixed.txt\"\n";
+
+async fn validation_gate_checks_changed_work(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::default()).await else {
+        return;
+    };
+    set_workflow(&app, VALIDATED, VALIDATED_CONTAINER).await;
+    let good = start(&app, json!({"CHANGE": "PASS 91.5%"})).await;
+    let broken = start(&app, json!({"CHANGE": "BROKEN 95%"})).await;
+    let thin = start(&app, json!({"CHANGE": "PASS 42%"})).await;
+
+    let g = wait_status(&app, &good, &["succeeded", "failed"]).await;
+    assert_eq!(
+        agents(&g),
+        steps(&[("coder", "succeeded"), ("reviewer", "succeeded")]),
+        "{g}"
+    );
+    let execution = |r: &Value, i: usize| {
+        let id = r["steps"][i]["executionId"].as_str().unwrap().to_owned();
+        let app = &app;
+        async move { app.get(&format!("/api/v1/executions/{id}")).await.1 }
+    };
+    let coder = execution(&g, 0).await;
+    let v = &coder["validation"];
+    assert_eq!(v["passed"], true, "{coder}");
+    assert_eq!(v["tests"]["exitCode"], 0, "{coder}");
+    assert_eq!(v["coverage"]["percent"], 91.5, "{coder}");
+    assert_eq!(v["coverage"]["min"], 80.0, "{coder}");
+    // The checks' output is in the step's log, marked as such.
+    let id = coder["id"].as_str().unwrap();
+    let (_, logs) = app.get(&format!("/api/v1/executions/{id}/logs")).await;
+    let lines: Vec<(String, String)> = logs["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_owned(),
+                l["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for wanted in [
+        ("check", "tests passed"),
+        ("check", "@write=fixed.txt PASS 91.5%"),
+        ("ccs", "validation gate passed"),
+    ] {
+        assert!(
+            lines.iter().any(|(k, t)| k == wanted.0 && t == wanted.1),
+            "{wanted:?} not in {lines:?}"
+        );
+    }
+    // The reviewer changed nothing: nothing to check.
+    let reviewer = execution(&g, 1).await;
+    assert_eq!(
+        reviewer["validation"]["skipped"], "the agent changed no files",
+        "{reviewer}"
+    );
+
+    let b = wait_status(&app, &broken, &["succeeded", "failed"]).await;
+    assert_eq!(
+        agents(&b),
+        steps(&[
+            ("coder", "failed"),
+            ("fixer", "succeeded"),
+            ("reviewer", "succeeded")
+        ]),
+        "{b}"
+    );
+    let coder = execution(&b, 0).await;
+    assert_eq!(
+        coder["error"], "validation gate failed: the tests failed (exit code 1)",
+        "{coder}"
+    );
+    assert_eq!(coder["validation"]["passed"], false);
+    assert_eq!(coder["validation"]["tests"]["exitCode"], 1);
+    // The agent's own result is kept.
+    assert!(coder["result"].as_str().unwrap().contains("BROKEN"), "{coder}");
+    assert_eq!(execution(&b, 1).await["validation"]["passed"], true);
+
+    let t = wait_status(&app, &thin, &["succeeded", "failed"]).await;
+    assert_eq!(agents(&t)[0], ("coder".into(), "failed".into()), "{t}");
+    assert_eq!(
+        execution(&t, 0).await["error"],
+        "validation gate failed: coverage 42% is below minCoverage 80%"
+    );
+    app.shutdown().await;
+}
+backend_tests!(
+    validation_gate_checks_changed_work,
+    super::validation_gate_checks_changed_work
+);

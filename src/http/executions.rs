@@ -242,6 +242,7 @@ pub fn to_json(e: &Execution) -> Value {
         "exitCode": e.exit_code,
         "durationMs": e.duration_ms,
         "error": e.error,
+        "validation": e.validation,
         "attempts": e.attempts,
         "cancelRequested": e.cancel_requested,
         "createdAt": rfc3339(e.created_at),

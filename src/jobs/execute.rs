@@ -42,13 +42,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::admission::{self, Admitted};
-use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant};
+use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant, ValidationGate};
 use crate::queue::JobRef;
 use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
+use crate::runner::checks::{CheckRun, Checks};
 use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream, mcp_catalog};
 use crate::secrets::Masker;
 use crate::store::{Execution, ExecutionStatus, LogLine, Outcome, Project, StoreError, now_ms};
 use crate::worker::WorkerEnv;
+use crate::workflows::validation;
 
 /// How often a running execution checks whether it was cancelled.
 pub const CANCEL_POLL: Duration = Duration::from_millis(500);
@@ -73,7 +75,14 @@ enum StopReason {
 }
 
 /// Runs execution `execution_id`, delivered by the apalis job `job`.
-pub async fn handle(execution_id: &str, job: &JobRef, env: Arc<WorkerEnv>) -> Result<(), JobError> {
+/// `gate`: a workflow step's `safety.validation` (see
+/// [`crate::workflows::validation`]); `None` for a plain execution.
+pub async fn handle(
+    execution_id: &str,
+    job: &JobRef,
+    env: Arc<WorkerEnv>,
+    gate: Option<ValidationGate>,
+) -> Result<(), JobError> {
     let admitted =
         admission::admit(&env.store, &env.limits, execution_id, job, &env.worker_id).await?;
     let Some(Admitted {
@@ -84,7 +93,7 @@ pub async fn handle(execution_id: &str, job: &JobRef, env: Arc<WorkerEnv>) -> Re
         return Ok(());
     };
     let started = std::time::Instant::now();
-    let outcome = run(&execution, ceiling_usd, &env).await?;
+    let outcome = run(&execution, ceiling_usd, &env, gate.as_ref()).await?;
     let status = outcome.status;
     let cost = outcome.cost_usd.unwrap_or_default();
     if env.store.finish_execution(&execution.id, &outcome).await? {
@@ -109,6 +118,7 @@ async fn run(
     execution: &Execution,
     ceiling_usd: f64,
     env: &WorkerEnv,
+    gate: Option<&ValidationGate>,
 ) -> Result<Outcome, JobError> {
     let mut log = Logger::new(env, execution).await?;
     log.note(&format!(
@@ -134,7 +144,7 @@ async fn run(
         spec,
         timeout,
         grant,
-    } = match prepare(execution, &project, env) {
+    } = match prepare(execution, &project, env, gate) {
         Ok(v) => v,
         Err(message) => {
             log.note(&format!("refused before start: {message}"))
@@ -220,7 +230,32 @@ async fn run(
         log.note(&format!("changed files: {}", exit.changed_files.join(", ")))
             .await?;
     }
+    let checked = exit.as_ref().ok().zip(gate).map(|(exit, gate)| {
+        (
+            validation::evaluate(gate, &exit.changed_files, &exit.checks),
+            exit.checks.clone(),
+        )
+    });
     let mut outcome = decide(reason, exit, result, &estimator, timeout);
+    if let Some((report, checks)) = checked
+        && outcome.status == ExecutionStatus::Succeeded
+    {
+        for check in &checks {
+            log.note(&check_summary(check)).await?;
+        }
+        if report.passed {
+            log.note(&match &report.skipped {
+                Some(why) => format!("validation gate: nothing to check ({why})"),
+                None => "validation gate passed".to_owned(),
+            })
+            .await?;
+        } else {
+            log.note(&report.error()).await?;
+            outcome.status = ExecutionStatus::Failed;
+            outcome.error = Some(report.error());
+        }
+        outcome.validation = serde_json::to_string(&report).ok();
+    }
     outcome.result = log.masker.mask_opt(outcome.result);
     outcome.error = log.masker.mask_opt(outcome.error);
     log.note(&format!("run ended: {}", outcome.status.as_str()))
@@ -246,8 +281,23 @@ async fn observe(
         }
         Stream::Stderr => "stderr",
         Stream::Note => "ccs",
+        Stream::Check => "check",
     };
     log.line(kind, &line.text).await
+}
+
+/// One line on how a check ended, for the execution's log.
+fn check_summary(check: &CheckRun) -> String {
+    let how = match (check.exit_code, &check.error) {
+        (Some(code), _) => format!("exited {code}"),
+        (None, Some(error)) => format!("did not end: {error}"),
+        (None, None) => "did not end".to_owned(),
+    };
+    format!(
+        "{} command {how} after {}",
+        check.kind.as_str(),
+        humantime::format_duration(Duration::from_millis(check.duration.as_millis() as u64))
+    )
 }
 
 /// The audit log's record of a run's tools.
@@ -269,11 +319,28 @@ struct Prepared {
 
 /// Builds the run from the project's configuration and the worker's
 /// secrets. Errors are for people (and never hold a secret's value).
-fn prepare(execution: &Execution, project: &Project, env: &WorkerEnv) -> Result<Prepared, String> {
+fn prepare(
+    execution: &Execution,
+    project: &Project,
+    env: &WorkerEnv,
+    gate: Option<&ValidationGate>,
+) -> Result<Prepared, String> {
     let container = match &project.container_yaml {
         Some(text) => project_config::parse_container(".claude/container.yaml", text)
             .map_err(|e| format!("invalid project configuration: {e}"))?,
         None => ContainerConfig::default(),
+    };
+    let checks = match (gate.filter(|g| g.needs_tests()), &container.test) {
+        (None, _) => None,
+        (Some(gate), Some(test)) => Some(Checks {
+            test: test.command.clone(),
+            coverage: gate.min_coverage.and(test.coverage.clone()),
+        }),
+        (Some(_), None) => {
+            return Err("the workflow's safety.validation gate runs the project's tests, \
+                 but .claude/container.yaml has no `test.command`"
+                .to_owned());
+        }
     };
     let grant = container
         .tool_grant()
@@ -335,6 +402,7 @@ fn prepare(execution: &Execution, project: &Project, env: &WorkerEnv) -> Result<
         project: project.name.clone(),
         container,
         mask,
+        checks,
     };
     Ok(Prepared {
         spec,
@@ -365,6 +433,7 @@ fn decide(
         session_id: result.as_ref().and_then(|r| r.session_id.clone()),
         exit_code: None,
         duration_ms: None,
+        validation: None,
     };
     let exit = match exit {
         Ok(exit) => exit,
@@ -447,6 +516,7 @@ impl Outcome {
             session_id: None,
             exit_code: None,
             duration_ms: None,
+            validation: None,
         }
     }
 }
@@ -505,6 +575,7 @@ mod tests {
             oom_killed: false,
             duration: Duration::from_millis(5),
             changed_files: Vec::new(),
+            checks: Vec::new(),
         })
     }
 

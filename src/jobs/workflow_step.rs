@@ -8,7 +8,10 @@
 //!    it again); if the run is over, it is dropped.
 //! 3. Run its execution with [`super::execute::handle`] — idempotent: an
 //!    execution that already finished is not run again, so a job repeated
-//!    after a crash never runs the agent twice.
+//!    after a crash never runs the agent twice. The run's
+//!    `safety.validation` gate goes with it: the project's tests run in the
+//!    step's workspace after an agent that changed files, and a failed gate
+//!    fails the execution ([`crate::workflows::validation`]).
 //! 4. Route ([`crate::workflows::routing::decide`]) and record the step's
 //!    end, the run's state and the next step with its job in one
 //!    transaction ([`crate::store::Store::route_step`]).
@@ -46,7 +49,13 @@ pub async fn handle(
         StartStep::Go => {}
         StartStep::Parked | StartStep::RunOver => return Ok(()),
     }
-    super::execute::handle(&step.execution_id, job, env.clone()).await?;
+    // The run's validation gate, if any, checks this step's work.
+    let gate = store
+        .workflow(workflow_id)
+        .await?
+        .and_then(|run| crate::workflows::definition(&run).ok())
+        .and_then(|def| def.workflow.safety.validation);
+    super::execute::handle(&step.execution_id, job, env.clone(), gate).await?;
     let execution = store
         .execution(&step.execution_id)
         .await?

@@ -54,6 +54,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::egress_proxy::{EgressPolicy, EgressProxy, Subnet};
+use super::checks::{self, CheckRun};
 use super::process::copy_tree;
 use super::{
     Leftover, LeftoverKind, OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream, workspace,
@@ -105,6 +106,14 @@ pub struct DockerRunnerConfig {
     pub inspect_dir: Option<PathBuf>,
 }
 
+/// How one container ended.
+struct ContainerExit {
+    exit_code: Option<i32>,
+    stopped: bool,
+    oom_killed: bool,
+    duration: Duration,
+}
+
 /// Runs the agent in a Docker container.
 #[derive(Debug, Clone)]
 pub struct DockerRunner {
@@ -120,7 +129,8 @@ pub struct DockerRunner {
 #[derive(Default)]
 struct RunResources {
     run_dir: Option<PathBuf>,
-    container: Option<String>,
+    /// The agent's container, then its checks'.
+    containers: Vec<String>,
     network: Option<String>,
     proxy: Option<EgressProxy>,
 }
@@ -345,14 +355,88 @@ impl DockerRunner {
             host_config: Some(host_config),
             ..Default::default()
         };
-        self.create_container(&name, body).await?;
-        res.container = Some(name.clone());
+        let agent = self
+            .run_container(res, &name, body.clone(), lines.clone(), &stop)
+            .await?;
+        let changed_files =
+            workspace::list_changes(spec.project_dir.clone(), workspace_dir).await;
+
+        let mut checks = Vec::new();
+        if checks::should_run(
+            spec.checks.as_ref(),
+            agent.exit_code,
+            agent.stopped || agent.oom_killed,
+            &changed_files,
+        ) && let Some(spec_checks) = &spec.checks
+        {
+            for (kind, command) in spec_checks.commands() {
+                if stop.is_cancelled() {
+                    break;
+                }
+                // The same container, but the command in place of the agent.
+                let mut check_body = body.clone();
+                check_body.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+                check_body.cmd = Some(vec![command.to_owned()]);
+                let check_name = format!("{name}-{}", kind.as_str());
+                let (tx, tail) = checks::relay(lines.clone());
+                let ran = self
+                    .run_container(res, &check_name, check_body, tx, &stop)
+                    .await;
+                let tail = tail.await.unwrap_or_default();
+                checks.push(match ran {
+                    Ok(exit) => CheckRun {
+                        kind,
+                        exit_code: exit.exit_code.filter(|_| !exit.stopped),
+                        error: if exit.stopped {
+                            Some("stopped".to_owned())
+                        } else if exit.oom_killed {
+                            Some("ran out of memory".to_owned())
+                        } else {
+                            None
+                        },
+                        duration: exit.duration,
+                        tail,
+                    },
+                    Err(e) => CheckRun {
+                        kind,
+                        exit_code: None,
+                        error: Some(e.to_string()),
+                        duration: Duration::ZERO,
+                        tail,
+                    },
+                });
+            }
+        }
+        Ok(RunExit {
+            exit_code: agent.exit_code,
+            signal: None,
+            stopped: agent.stopped || stop.is_cancelled(),
+            oom_killed: agent.oom_killed,
+            duration: agent.duration,
+            changed_files,
+            checks,
+        })
+    }
+
+    /// Creates container `name` from `body`, attached before it starts so
+    /// every output line reaches `lines`; waits for its exit (on `stop`,
+    /// kills it) and inspects it. Recorded in `res` for removal.
+    async fn run_container(
+        &self,
+        res: &mut RunResources,
+        name: &str,
+        body: ContainerCreateBody,
+        lines: mpsc::Sender<OutputLine>,
+        stop: &CancellationToken,
+    ) -> Result<ContainerExit, RunnerError> {
+        self.create_container(name, body).await?;
+        res.containers.push(name.to_owned());
 
         // Attach before starting: not a line is missed.
         let attach = self
             .docker
             .attach_container(
-                &name,
+                name,
                 Some(
                     AttachContainerOptionsBuilder::new()
                         .stream(true)
@@ -364,22 +448,22 @@ impl DockerRunner {
             )
             .await
             .map_err(|e| RunnerError::Start(format!("cannot attach to the container: {e}")))?;
-        let forwarder = tokio::spawn(forward(attach.output, lines.clone()));
+        let forwarder = tokio::spawn(forward(attach.output, lines));
 
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();
         self.docker
-            .start_container(&name, None)
+            .start_container(name, None)
             .await
             .map_err(|e| RunnerError::Start(format!("cannot start the container: {e}")))?;
 
         let mut stopped = false;
         let waited = tokio::select! {
-            waited = self.wait(&name) => waited,
+            waited = self.wait(name) => waited,
             _ = stop.cancelled() => {
                 stopped = true;
-                self.kill(&name).await;
-                self.wait(&name).await
+                self.kill(name).await;
+                self.wait(name).await
             }
         };
         waited?;
@@ -394,7 +478,7 @@ impl DockerRunner {
 
         let inspect = self
             .docker
-            .inspect_container(&name, None)
+            .inspect_container(name, None)
             .await
             .map_err(|e| RunnerError::Start(format!("cannot inspect the container: {e}")))?;
         if let Some(dir) = &self.config.inspect_dir {
@@ -414,15 +498,12 @@ impl DockerRunner {
         // `OOMKilled` false; its `oom` event is the surer witness of a
         // SIGKILL (137) nobody here sent.
         let oom_killed = state.oom_killed.unwrap_or(false)
-            || (exit_code == Some(137) && !stopped && self.oom_event(&name, started_at).await);
-        let changed_files = workspace::list_changes(spec.project_dir.clone(), workspace_dir).await;
-        Ok(RunExit {
+            || (exit_code == Some(137) && !stopped && self.oom_event(name, started_at).await);
+        Ok(ContainerExit {
             exit_code,
-            signal: None,
             stopped,
             oom_killed,
             duration,
-            changed_files,
         })
     }
 
@@ -621,7 +702,7 @@ impl DockerRunner {
 
     /// Removes what a run created, in reverse order.
     async fn clean_up(&self, res: RunResources) {
-        if let Some(name) = &res.container {
+        for name in &res.containers {
             self.remove_container(name).await;
         }
         if let Some(proxy) = res.proxy {

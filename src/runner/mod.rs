@@ -16,7 +16,10 @@
 //!
 //! Both return the files the agent changed in its copy of the project
 //! ([`workspace::changed_files`]) and leave the project itself untouched.
+//! When the spec carries [`checks::Checks`] (a workflow's validation gate),
+//! both run the project's test commands in that copy after the agent.
 
+pub mod checks;
 pub mod docker;
 pub mod egress_proxy;
 pub mod mcp_catalog;
@@ -59,6 +62,9 @@ pub struct RunSpec {
     /// Secret values in `env` and the MCP config: the job masks them in
     /// everything it stores. Never log them.
     pub mask: Vec<String>,
+    /// The project's checks to run after the agent when it changed files
+    /// (a workflow's `safety.validation` gate); see [`checks`].
+    pub checks: Option<checks::Checks>,
 }
 
 /// Options turned into the agent's command-line arguments.
@@ -118,6 +124,8 @@ pub enum Stream {
     /// Not the agent's: a note of the runner about the run (an egress
     /// refusal, a capped limit), logged as a `ccs` line.
     Note,
+    /// Output of the project's checks run after the agent ([`checks`]).
+    Check,
 }
 
 /// One line the agent printed.
@@ -142,6 +150,8 @@ pub struct RunExit {
     /// Paths (relative, `/`-separated, sorted) the agent added, changed or
     /// deleted in its copy of the project; `.git/` is not looked at.
     pub changed_files: Vec<String>,
+    /// The checks run after the agent, in order; empty when none ran.
+    pub checks: Vec<checks::CheckRun>,
 }
 
 #[derive(Debug, thiserror::Error)]

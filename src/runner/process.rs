@@ -24,6 +24,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::checks::{self, CheckRun};
 use super::{OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream};
 
 /// Runs the agent command as a local child process.
@@ -105,12 +106,74 @@ impl ProcessRunner {
             .command
             .split_first()
             .ok_or_else(|| RunnerError::Start("empty agent command".into()))?;
-        let mut cmd = Command::new(program);
+        let mut cmd = self.command_in(program, &workspace, &home, &spec.env);
         cmd.args(leading)
-            .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()))
-            .current_dir(&workspace)
+            .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()));
+        let agent = run_child(cmd, program, lines.clone(), &stop).await?;
+        let changed_files =
+            super::workspace::list_changes(project_dir, workspace.clone()).await;
+
+        let mut checks = Vec::new();
+        if checks::should_run(
+            spec.checks.as_ref(),
+            agent.status.code(),
+            agent.stopped,
+            &changed_files,
+        ) && let Some(spec_checks) = &spec.checks
+        {
+            for (kind, command) in spec_checks.commands() {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let mut cmd = self.command_in("sh", &workspace, &home, &spec.env);
+                cmd.arg("-c").arg(command);
+                let (tx, tail) = checks::relay(lines.clone());
+                let ran = run_child(cmd, "sh", tx, &stop).await;
+                let tail = tail.await.unwrap_or_default();
+                checks.push(match ran {
+                    Ok(child) => CheckRun {
+                        kind,
+                        exit_code: child.status.code(),
+                        error: child.stopped.then(|| "stopped".to_owned()),
+                        duration: child.duration,
+                        tail,
+                    },
+                    Err(e) => CheckRun {
+                        kind,
+                        exit_code: None,
+                        error: Some(e.to_string()),
+                        duration: std::time::Duration::ZERO,
+                        tail,
+                    },
+                });
+            }
+        }
+
+        use std::os::unix::process::ExitStatusExt as _;
+        Ok(RunExit {
+            exit_code: agent.status.code(),
+            signal: agent.status.signal(),
+            stopped: agent.stopped || stop.is_cancelled(),
+            oom_killed: false,
+            duration: agent.duration,
+            changed_files,
+            checks,
+        })
+    }
+
+    /// `program` set up to run in `workspace` with the run's scrubbed
+    /// environment, in a process group of its own that dies with the worker.
+    fn command_in(
+        &self,
+        program: &str,
+        workspace: &Path,
+        home: &Path,
+        run_env: &[(String, String)],
+    ) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(workspace)
             .env_clear()
-            .env("HOME", &home)
+            .env("HOME", home)
             .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
             .env("LANG", "C.UTF-8")
             .env(
@@ -127,46 +190,55 @@ impl ProcessRunner {
                 cmd.env(name, value);
             }
         }
-        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(run_env.iter().map(|(k, v)| (k, v)));
         die_with_parent(&mut cmd);
-
-        let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| RunnerError::Start(format!("{program}: {e}")))?;
-        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let out_task = tokio::spawn(forward(stdout, Stream::Stdout, lines.clone()));
-        let err_task = tokio::spawn(forward(stderr, Stream::Stderr, lines));
-
-        let mut stopped = false;
-        let status = tokio::select! {
-            status = child.wait() => status?,
-            _ = stop.cancelled() => {
-                stopped = true;
-                kill_group(pgid);
-                child.wait().await?
-            }
-        };
-        // Whatever the agent left running dies with its group.
-        kill_group(pgid);
-        // The pipes close once every process holding them is gone.
-        let _ = out_task.await;
-        let _ = err_task.await;
-        let duration = started.elapsed();
-        let changed_files = super::workspace::list_changes(project_dir, workspace).await;
-
-        use std::os::unix::process::ExitStatusExt as _;
-        Ok(RunExit {
-            exit_code: status.code(),
-            signal: status.signal(),
-            stopped,
-            oom_killed: false,
-            duration,
-            changed_files,
-        })
+        cmd
     }
+}
+
+/// How a child ended.
+struct ChildExit {
+    status: std::process::ExitStatus,
+    stopped: bool,
+    duration: std::time::Duration,
+}
+
+/// Runs `cmd` to its end, its output lines sent to `lines`; on `stop`,
+/// kills its whole group. Whatever it left running dies with the group.
+async fn run_child(
+    mut cmd: Command,
+    program: &str,
+    lines: mpsc::Sender<OutputLine>,
+    stop: &CancellationToken,
+) -> Result<ChildExit, RunnerError> {
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| RunnerError::Start(format!("{program}: {e}")))?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let out_task = tokio::spawn(forward(stdout, Stream::Stdout, lines.clone()));
+    let err_task = tokio::spawn(forward(stderr, Stream::Stderr, lines));
+
+    let mut stopped = false;
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        _ = stop.cancelled() => {
+            stopped = true;
+            kill_group(pgid);
+            child.wait().await?
+        }
+    };
+    kill_group(pgid);
+    // The pipes close once every process holding them is gone.
+    let _ = out_task.await;
+    let _ = err_task.await;
+    Ok(ChildExit {
+        status,
+        stopped,
+        duration: started.elapsed(),
+    })
 }
 
 /// Sends each line of `pipe` to `lines`; invalid UTF-8 is replaced.

@@ -369,6 +369,7 @@ impl Store {
             .bind(&outcome.session_id)
             .bind(outcome.exit_code)
             .bind(outcome.duration_ms)
+            .bind(&outcome.validation)
             .bind(now_ms())
             .bind(id)
             .execute(&mut *tx)

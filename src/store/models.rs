@@ -227,6 +227,9 @@ pub struct Execution {
     pub finished_at: Option<i64>,
     /// Wall-clock limit set by the run's `maxRuntime` (workflow steps).
     pub timeout_ms: Option<i64>,
+    /// What a workflow's validation gate found
+    /// ([`crate::workflows::validation::Report`]).
+    pub validation: Option<serde_json::Value>,
 }
 
 impl Execution {
@@ -257,6 +260,10 @@ impl Execution {
             started_at: get(r, "started_at")?,
             finished_at: get(r, "finished_at")?,
             timeout_ms: get(r, "timeout_ms")?,
+            validation: opt_text(r, "validation")?
+                .map(|v| serde_json::from_str(&v))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("execution validation: {e}")))?,
         })
     }
 }
@@ -273,6 +280,8 @@ pub struct Outcome {
     pub session_id: Option<String>,
     pub exit_code: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// The validation gate's report, JSON.
+    pub validation: Option<String>,
 }
 
 /// One log row of an execution.

@@ -312,7 +312,7 @@ async fn execute_job(
         id: task_id.to_string(),
         claimed_by: worker.name().clone(),
     };
-    crate::jobs::execute::handle(&job.execution_id, &job_ref, env)
+    crate::jobs::execute::handle(&job.execution_id, &job_ref, env, None)
         .await
         .map_err(|e| {
             tracing::warn!(execution.id = %job.execution_id, error = %e, "job will be retried");

@@ -23,6 +23,7 @@
 
 pub mod conditions;
 pub mod routing;
+pub mod validation;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -56,7 +56,7 @@ WHERE id = ? AND status IN ('queued', 'running');
 -- name: execution_finish
 UPDATE executions
 SET status = ?, result = ?, error = ?, cost_usd = ?, cost_estimated = ?, num_turns = ?,
-    session_id = ?, exit_code = ?, duration_ms = ?, finished_at = ?
+    session_id = ?, exit_code = ?, duration_ms = ?, validation = ?, finished_at = ?
 WHERE id = ? AND status = 'running';
 
 -- name: execution_cancel_queued

@@ -56,8 +56,8 @@ WHERE id = $3 AND status IN ('queued', 'running');
 -- name: execution_finish
 UPDATE executions
 SET status = $1, result = $2, error = $3, cost_usd = $4, cost_estimated = $5, num_turns = $6,
-    session_id = $7, exit_code = $8, duration_ms = $9, finished_at = $10
-WHERE id = $11 AND status = 'running';
+    session_id = $7, exit_code = $8, duration_ms = $9, validation = $10, finished_at = $11
+WHERE id = $12 AND status = 'running';
 
 -- name: execution_cancel_queued
 UPDATE executions

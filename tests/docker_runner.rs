@@ -917,8 +917,8 @@ async fn validation_checks_run_in_a_container_like_the_agents() {
     // Each check had a container of its own, configured like the agent's.
     let inspect = |name: String| {
         let path = d.inspect_dir.path().join(format!("{name}.json"));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str::<Value>(&text).unwrap()
     };
     let agent = inspect(format!("ccs-{id}-1"));

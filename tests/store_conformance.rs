@@ -156,6 +156,7 @@ async fn execution_lifecycle(backend: Backend) {
         exit_code: Some(0),
         duration_ms: Some(1500),
         validation: Some(r#"{"passed":true,"tests":{"exitCode":0,"durationMs":12}}"#.into()),
+        changes: Some(vec![0, 1, 2, 255]),
     };
     assert!(s.finish_execution(&e.id, &outcome).await.unwrap());
     // The first outcome stands; a job that runs again changes nothing.
@@ -173,6 +174,13 @@ async fn execution_lifecycle(backend: Backend) {
         serde_json::json!(0)
     );
     assert!(done.finished_at.is_some());
+    // The workspace changes went with the outcome, bytes intact, once.
+    assert_eq!(
+        s.execution_changes(&e.id).await.unwrap(),
+        Some(vec![0, 1, 2, 255])
+    );
+    assert!(s.has_execution_changes(&e.id).await.unwrap());
+    assert!(!s.has_execution_changes("nope").await.unwrap());
     assert_eq!(
         s.execution_counts().await.unwrap(),
         [("succeeded".to_owned(), 1)]

@@ -961,7 +961,10 @@ async fn validation_gate_checks_changed_work(backend: Backend) {
     assert_eq!(coder["validation"]["passed"], false);
     assert_eq!(coder["validation"]["tests"]["exitCode"], 1);
     // The agent's own result is kept.
-    assert!(coder["result"].as_str().unwrap().contains("BROKEN"), "{coder}");
+    assert!(
+        coder["result"].as_str().unwrap().contains("BROKEN"),
+        "{coder}"
+    );
     assert_eq!(execution(&b, 1).await["validation"]["passed"], true);
 
     let t = wait_status(&app, &thin, &["succeeded", "failed"]).await;
@@ -976,3 +979,70 @@ backend_tests!(
     validation_gate_checks_changed_work,
     super::validation_gate_checks_changed_work
 );
+
+/// Steps share one evolving workspace: each starts from what the one
+/// before it left, whichever worker runs it.
+const SHARED: &str = r#"
+name: shared
+agents:
+  - name: planner
+    prompt: "@write=notes/plan.txt plan for ${TOPIC}"
+    next: tester
+  - name: tester
+    prompt: "@read=notes/plan.txt @write=tests.txt @result=tests written"
+    output: tester_saw
+    next: reviewer
+  - name: reviewer
+    prompt: "@read=notes/plan.txt @read=tests.txt @result=reviewed"
+    output: reviewer_saw
+"#;
+
+async fn steps_share_the_workspace(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
+        return;
+    };
+    set_workflow(&app, SHARED, SEED_CONTAINER).await;
+    // Two worker processes: the steps may land on either.
+    let mut a = WorkerProcess::spawn(&app, 1);
+    let mut b = WorkerProcess::spawn(&app, 1);
+    let id = start(&app, json!({"TOPIC": "caching"})).await;
+    let r = wait_status(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let tester = r["context"]["tester_saw"].as_str().unwrap();
+    assert!(
+        tester.contains("READ notes/plan.txt: @write=notes/plan.txt plan for caching"),
+        "{tester}"
+    );
+    let reviewer = r["context"]["reviewer_saw"].as_str().unwrap();
+    assert!(
+        reviewer.contains("READ notes/plan.txt: @write=notes/plan.txt plan for caching"),
+        "{reviewer}"
+    );
+    assert!(
+        reviewer.contains("READ tests.txt: @read=notes/plan.txt @write=tests.txt"),
+        "{reviewer}"
+    );
+    // Each step's log lists what it changed itself, not what it was given.
+    for (i, wanted) in [(0, "notes/plan.txt"), (1, "tests.txt")] {
+        let exec = r["steps"][i]["executionId"].as_str().unwrap();
+        let (_, logs) = app.get(&format!("/api/v1/executions/{exec}/logs")).await;
+        let texts: Vec<&str> = logs["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["text"].as_str())
+            .collect();
+        assert!(
+            texts.contains(&format!("changed files: {wanted}").as_str()),
+            "step {i}: {texts:?}"
+        );
+    }
+    // The project itself is untouched.
+    let project = app.project_dir.path().join("wf");
+    assert!(!project.join("notes").exists());
+    assert!(!project.join("tests.txt").exists());
+    a.kill9();
+    b.kill9();
+    app.shutdown().await;
+}
+backend_tests!(steps_share_the_workspace, super::steps_share_the_workspace);

@@ -22,6 +22,12 @@
 //!    estimate, marked as such), turns, session, exit code, duration; the
 //!    files the agent changed are logged ("changed files: …").
 //!
+//! **Workflow steps** also start from their predecessor's workspace changes
+//! and keep their own for the next step ([`crate::runner::changes`],
+//! stored with the outcome), and face the run's validation gate: the
+//! project's checks run after an agent that changed files, and a failed
+//! gate fails the execution ([`crate::workflows::validation`]).
+//!
 //! **Limits** ([`crate::limits`]): claiming is an *admission*
 //! ([`admission::admit`]): under the project's lock, the fleet-wide
 //! concurrency and start-rate limits are checked and the run's ceiling is
@@ -44,8 +50,8 @@ use tokio_util::sync::CancellationToken;
 use crate::limits::admission::{self, Admitted};
 use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant, ValidationGate};
 use crate::queue::JobRef;
-use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
 use crate::runner::checks::{CheckRun, Checks};
+use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
 use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream, mcp_catalog};
 use crate::secrets::Masker;
 use crate::store::{Execution, ExecutionStatus, LogLine, Outcome, Project, StoreError, now_ms};
@@ -140,11 +146,16 @@ async fn run(
             ));
         }
     };
+    // A workflow step starts from the workspace its predecessor left.
+    let base_changes = match &execution.base_execution_id {
+        Some(base) => env.store.execution_changes(base).await?.map(Arc::new),
+        None => None,
+    };
     let Prepared {
         spec,
         timeout,
         grant,
-    } = match prepare(execution, &project, env, gate) {
+    } = match prepare(execution, &project, env, gate, base_changes) {
         Ok(v) => v,
         Err(message) => {
             log.note(&format!("refused before start: {message}"))
@@ -236,7 +247,10 @@ async fn run(
             exit.checks.clone(),
         )
     });
+    let mut exit = exit;
+    let changes = exit.as_mut().ok().and_then(|e| e.changes.take());
     let mut outcome = decide(reason, exit, result, &estimator, timeout);
+    outcome.changes = changes;
     if let Some((report, checks)) = checked
         && outcome.status == ExecutionStatus::Succeeded
     {
@@ -324,6 +338,7 @@ fn prepare(
     project: &Project,
     env: &WorkerEnv,
     gate: Option<&ValidationGate>,
+    base_changes: Option<Arc<Vec<u8>>>,
 ) -> Result<Prepared, String> {
     let container = match &project.container_yaml {
         Some(text) => project_config::parse_container(".claude/container.yaml", text)
@@ -337,9 +352,11 @@ fn prepare(
             coverage: gate.min_coverage.and(test.coverage.clone()),
         }),
         (Some(_), None) => {
-            return Err("the workflow's safety.validation gate runs the project's tests, \
+            return Err(
+                "the workflow's safety.validation gate runs the project's tests, \
                  but .claude/container.yaml has no `test.command`"
-                .to_owned());
+                    .to_owned(),
+            );
         }
     };
     let grant = container
@@ -403,6 +420,8 @@ fn prepare(
         container,
         mask,
         checks,
+        base_changes,
+        keep_changes: execution.workflow_id.is_some(),
     };
     Ok(Prepared {
         spec,
@@ -434,6 +453,7 @@ fn decide(
         exit_code: None,
         duration_ms: None,
         validation: None,
+        changes: None,
     };
     let exit = match exit {
         Ok(exit) => exit,
@@ -517,6 +537,7 @@ impl Outcome {
             exit_code: None,
             duration_ms: None,
             validation: None,
+            changes: None,
         }
     }
 }
@@ -576,6 +597,7 @@ mod tests {
             duration: Duration::from_millis(5),
             changed_files: Vec::new(),
             checks: Vec::new(),
+            changes: None,
         })
     }
 

@@ -16,6 +16,11 @@
 //!    end, the run's state and the next step with its job in one
 //!    transaction ([`crate::store::Store::route_step`]).
 //!
+//! Each step starts from the workspace the previous one left: the runner
+//! applies the predecessor's packed changes to its copy of the project and
+//! packs its own ([`crate::runner::changes`]); the next step's row names
+//! whose it starts from ([`next_base`]).
+//!
 //! Crash: before step 4 commits, nothing of the routing exists and the
 //! handed-back job does it again; after, the step is `routed` and a repeat
 //! stops at step 1.
@@ -67,8 +72,10 @@ pub async fn handle(
     let Some(run) = store.workflow(workflow_id).await? else {
         return Ok(());
     };
+    // The workspace the next step starts from: this step's, if it kept one.
+    let kept = store.has_execution_changes(&execution.id).await?;
     let end = match crate::workflows::definition(&run) {
-        Ok(def) => route(&def, &run, &step, &execution),
+        Ok(def) => route(&def, &run, &step, &execution, kept),
         Err(e) => finish_with(&run, &execution, run_status::FAILED, Some(e)),
     };
     if store.route_step(workflow_id, &step, &end).await? {
@@ -89,6 +96,7 @@ fn route(
     run: &crate::store::WorkflowRun,
     step: &crate::store::StepRow,
     execution: &crate::store::Execution,
+    kept_changes: bool,
 ) -> StepEnd {
     let variables: BTreeMap<String, String> =
         serde_json::from_str(&run.context).unwrap_or_default();
@@ -139,8 +147,19 @@ fn route(
                 elapsed,
                 next.delay,
             ) {
-                Ok(new) if pause => StepThen::PauseForBudget(new),
-                Ok(new) => StepThen::Next(new),
+                Ok(mut new) => {
+                    new.base_execution_id = next_base(
+                        &execution.id,
+                        execution.base_execution_id.as_deref(),
+                        next.attempt,
+                        kept_changes,
+                    );
+                    if pause {
+                        StepThen::PauseForBudget(new)
+                    } else {
+                        StepThen::Next(new)
+                    }
+                }
                 Err(error) => StepThen::Finish {
                     status: run_status::FAILED.into(),
                     error: Some(error),
@@ -156,6 +175,23 @@ fn route(
         consecutive_failures: i64::from(decision.consecutive_failures),
         then,
         notify: decision.notify,
+    }
+}
+
+/// The execution whose workspace the next step starts from: a retry (an
+/// attempt after the first) starts where the failed attempt started; any
+/// other step from this one's workspace when it kept it (its agent exited
+/// cleanly), else from where this one started.
+fn next_base(
+    execution_id: &str,
+    its_base: Option<&str>,
+    next_attempt: u32,
+    kept_changes: bool,
+) -> Option<String> {
+    if next_attempt <= 1 && kept_changes {
+        Some(execution_id.to_owned())
+    } else {
+        its_base.map(str::to_owned)
     }
 }
 
@@ -176,5 +212,23 @@ fn finish_with(
             error,
         },
         notify: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_base;
+
+    #[test]
+    fn the_next_step_starts_from_the_last_kept_workspace() {
+        // A clean step hands on its own workspace.
+        assert_eq!(next_base("e2", Some("e1"), 1, true).as_deref(), Some("e2"));
+        assert_eq!(next_base("e1", None, 1, true).as_deref(), Some("e1"));
+        // One that kept none (its agent failed) hands on what it started from.
+        assert_eq!(next_base("e2", Some("e1"), 1, false).as_deref(), Some("e1"));
+        assert_eq!(next_base("e1", None, 1, false), None);
+        // A retry starts where the failed attempt started, not from its work.
+        assert_eq!(next_base("e2", Some("e1"), 2, true).as_deref(), Some("e1"));
+        assert_eq!(next_base("e1", None, 3, true), None);
     }
 }

@@ -75,14 +75,21 @@ pub struct CheckRun {
 
 /// Whether the runner should run the checks after the agent: only for a
 /// clean exit that changed something (nothing changed, nothing to check).
-pub fn should_run(checks: Option<&Checks>, exit_code: Option<i32>, stopped: bool, changed: &[String]) -> bool {
+pub fn should_run(
+    checks: Option<&Checks>,
+    exit_code: Option<i32>,
+    stopped: bool,
+    changed: &[String],
+) -> bool {
     checks.is_some() && !stopped && exit_code == Some(0) && !changed.is_empty()
 }
 
 /// A channel for one check's output: what is sent to it reaches `lines` as
 /// [`Stream::Check`] lines; the returned task ends, once every sender is
 /// dropped, with the last [`TAIL_LINES`] lines.
-pub fn relay(lines: mpsc::Sender<OutputLine>) -> (mpsc::Sender<OutputLine>, JoinHandle<Vec<String>>) {
+pub fn relay(
+    lines: mpsc::Sender<OutputLine>,
+) -> (mpsc::Sender<OutputLine>, JoinHandle<Vec<String>>) {
     let (tx, mut rx) = mpsc::channel::<OutputLine>(64);
     let task = tokio::spawn(async move {
         let mut tail = VecDeque::with_capacity(TAIL_LINES);

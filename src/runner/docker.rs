@@ -53,9 +53,9 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::egress_proxy::{EgressPolicy, EgressProxy, Subnet};
+use super::changes;
 use super::checks::{self, CheckRun};
-use super::process::copy_tree;
+use super::egress_proxy::{EgressPolicy, EgressProxy, Subnet};
 use super::{
     Leftover, LeftoverKind, OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream, workspace,
 };
@@ -223,7 +223,7 @@ impl DockerRunner {
         res.run_dir = Some(run_dir.clone());
         let (uid, gid) = numeric_ids(&spec.container.security.run_as_user);
         let workspace_dir = run_dir.join("workspace");
-        prepare_run_dir(&run_dir, &spec.project_dir, &workspace_dir, uid, gid).await?;
+        let start = prepare_run_dir(&run_dir, &spec, &workspace_dir, uid, gid).await?;
 
         let mcp_path = match &spec.agent.mcp_config {
             Some(config) => {
@@ -358,8 +358,20 @@ impl DockerRunner {
         let agent = self
             .run_container(res, &name, body.clone(), lines.clone(), &stop)
             .await?;
-        let changed_files =
-            workspace::list_changes(spec.project_dir.clone(), workspace_dir).await;
+        let cumulative =
+            workspace::list_changes(spec.project_dir.clone(), workspace_dir.clone()).await;
+        let changed_files = changes::agent_changes(
+            &spec.project_dir,
+            start.as_ref(),
+            &workspace_dir,
+            &cumulative,
+        )
+        .await;
+        let changes = if spec.keep_changes && agent.exit_code == Some(0) && !agent.stopped {
+            changes::keep(&workspace_dir, &cumulative, &lines).await
+        } else {
+            None
+        };
 
         let mut checks = Vec::new();
         if checks::should_run(
@@ -415,6 +427,7 @@ impl DockerRunner {
             duration: agent.duration,
             changed_files,
             checks,
+            changes,
         })
     }
 
@@ -814,25 +827,31 @@ impl Runner for DockerRunner {
 /// handed to the container's user.
 async fn prepare_run_dir(
     run_dir: &Path,
-    project: &Path,
+    spec: &RunSpec,
     workspace_dir: &Path,
     uid: Option<u32>,
     gid: Option<u32>,
-) -> Result<(), RunnerError> {
+) -> Result<Option<changes::Start>, RunnerError> {
     if tokio::fs::try_exists(run_dir).await.unwrap_or(false) {
         // Left over by an attempt whose worker died: start clean.
         tokio::fs::remove_dir_all(run_dir).await?;
     }
     tokio::fs::create_dir_all(run_dir).await?;
     set_mode(run_dir, 0o700).await?;
-    let (source, dest) = (project.to_path_buf(), workspace_dir.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        copy_tree(&source, &dest)?;
-        workspace::hand_over(&dest, uid, gid)
-    })
+    let start = changes::prepare(
+        &spec.project_dir,
+        workspace_dir,
+        spec.base_changes.clone(),
+        &run_dir.join("start"),
+    )
     .await
-    .map_err(|e| RunnerError::Start(format!("workspace copy panicked: {e}")))?
-    .map_err(|e| RunnerError::Start(format!("cannot copy project {}: {e}", project.display())))
+    .map_err(RunnerError::Start)?;
+    let dest = workspace_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || workspace::hand_over(&dest, uid, gid))
+        .await
+        .map_err(|e| RunnerError::Start(format!("workspace hand-over panicked: {e}")))?
+        .map_err(|e| RunnerError::Start(format!("cannot hand the workspace over: {e}")))?;
+    Ok(start)
 }
 
 async fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

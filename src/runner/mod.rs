@@ -17,8 +17,11 @@
 //! Both return the files the agent changed in its copy of the project
 //! ([`workspace::changed_files`]) and leave the project itself untouched.
 //! When the spec carries [`checks::Checks`] (a workflow's validation gate),
-//! both run the project's test commands in that copy after the agent.
+//! both run the project's test commands in that copy after the agent. For a
+//! workflow step, both start from the previous step's changes and pack their
+//! own for the next ([`changes`]).
 
+pub mod changes;
 pub mod checks;
 pub mod docker;
 pub mod egress_proxy;
@@ -65,6 +68,12 @@ pub struct RunSpec {
     /// The project's checks to run after the agent when it changed files
     /// (a workflow's `safety.validation` gate); see [`checks`].
     pub checks: Option<checks::Checks>,
+    /// A workflow step's predecessor's changes ([`changes`]), applied to
+    /// the copy of the project before the agent starts.
+    pub base_changes: Option<std::sync::Arc<Vec<u8>>>,
+    /// Pack the workspace's changes after a clean exit, for the next step
+    /// (workflow steps).
+    pub keep_changes: bool,
 }
 
 /// Options turned into the agent's command-line arguments.
@@ -148,10 +157,14 @@ pub struct RunExit {
     pub oom_killed: bool,
     pub duration: Duration,
     /// Paths (relative, `/`-separated, sorted) the agent added, changed or
-    /// deleted in its copy of the project; `.git/` is not looked at.
+    /// deleted in its workspace — against the project, or for a workflow
+    /// step against what the previous step left; `.git/` is not looked at.
     pub changed_files: Vec<String>,
     /// The checks run after the agent, in order; empty when none ran.
     pub checks: Vec<checks::CheckRun>,
+    /// The workspace's changes packed for the next workflow step, when the
+    /// spec asked for them and the agent exited 0 ([`changes::keep`]).
+    pub changes: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]

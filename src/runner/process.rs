@@ -80,17 +80,14 @@ impl ProcessRunner {
         }
         tokio::fs::create_dir_all(&home).await?;
         let project_dir = spec.project_dir.clone();
-        let source = spec.project_dir.clone();
-        let dest = workspace.clone();
-        tokio::task::spawn_blocking(move || copy_tree(&source, &dest))
-            .await
-            .map_err(|e| RunnerError::Start(format!("workspace copy panicked: {e}")))?
-            .map_err(|e| {
-                RunnerError::Start(format!(
-                    "cannot copy project {}: {e}",
-                    spec.project_dir.display()
-                ))
-            })?;
+        let start = super::changes::prepare(
+            &project_dir,
+            &workspace,
+            spec.base_changes.clone(),
+            &run_dir.join("start"),
+        )
+        .await
+        .map_err(RunnerError::Start)?;
 
         let mcp_path = match &spec.agent.mcp_config {
             Some(config) => {
@@ -110,8 +107,16 @@ impl ProcessRunner {
         cmd.args(leading)
             .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()));
         let agent = run_child(cmd, program, lines.clone(), &stop).await?;
+        let cumulative =
+            super::workspace::list_changes(project_dir.clone(), workspace.clone()).await;
         let changed_files =
-            super::workspace::list_changes(project_dir, workspace.clone()).await;
+            super::changes::agent_changes(&project_dir, start.as_ref(), &workspace, &cumulative)
+                .await;
+        let changes = if spec.keep_changes && agent.status.success() && !agent.stopped {
+            super::changes::keep(&workspace, &cumulative, &lines).await
+        } else {
+            None
+        };
 
         let mut checks = Vec::new();
         if checks::should_run(
@@ -158,6 +163,7 @@ impl ProcessRunner {
             duration: agent.duration,
             changed_files,
             checks,
+            changes,
         })
     }
 

@@ -56,6 +56,28 @@ pub async fn list_changes(original: PathBuf, workspace: PathBuf) -> Vec<String> 
     }
 }
 
+/// Whether one path differs between `before` (`None`: it did not exist)
+/// and `after`: its kind, a file's content or a link's target. Two
+/// directories are the same here (their entries are compared one by one).
+///
+/// # Errors
+///
+/// A path that cannot be read.
+pub fn differs(before: Option<&Path>, after: &Path) -> io::Result<bool> {
+    let a = match before {
+        Some(path) => kind(path)?,
+        None => None,
+    };
+    let b = kind(after)?;
+    Ok(match (&a, &b, before) {
+        (Some(Kind::File(la)), Some(Kind::File(lb)), Some(pa)) => {
+            la != lb || !same_content(pa, after)?
+        }
+        (Some(Kind::Dir), Some(Kind::Dir), _) => false,
+        _ => a != b,
+    })
+}
+
 fn entries(dir: &Path) -> io::Result<BTreeSet<std::ffi::OsString>> {
     match fs::read_dir(dir) {
         Ok(read) => read

@@ -378,9 +378,40 @@ impl Store {
         if changed == 1 {
             self.settle_reservation(&mut tx, id, outcome.cost_usd.unwrap_or_default())
                 .await?;
+            if let Some(packed) = &outcome.changes {
+                sqlx::query(self.q("execution_changes_insert"))
+                    .bind(id)
+                    .bind(packed.clone())
+                    .bind(packed.len() as i64)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(changed == 1)
+    }
+
+    /// The packed workspace changes an execution kept for the next workflow
+    /// step ([`crate::runner::changes`]), if it kept any.
+    pub async fn execution_changes(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(self.q("execution_changes_get"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get::<Vec<u8>, _>("packed")?),
+            None => None,
+        })
+    }
+
+    /// Whether an execution kept packed workspace changes.
+    pub async fn has_execution_changes(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query(self.q("execution_changes_exists"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// Cancels an execution: a queued one ends now; a running one is

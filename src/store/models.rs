@@ -230,6 +230,8 @@ pub struct Execution {
     /// What a workflow's validation gate found
     /// ([`crate::workflows::validation::Report`]).
     pub validation: Option<serde_json::Value>,
+    /// A workflow step's predecessor whose workspace changes it starts from.
+    pub base_execution_id: Option<String>,
 }
 
 impl Execution {
@@ -264,6 +266,7 @@ impl Execution {
                 .map(|v| serde_json::from_str(&v))
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(format!("execution validation: {e}")))?,
+            base_execution_id: opt_text(r, "base_execution_id")?,
         })
     }
 }
@@ -282,6 +285,8 @@ pub struct Outcome {
     pub duration_ms: Option<i64>,
     /// The validation gate's report, JSON.
     pub validation: Option<String>,
+    /// The workspace's packed changes, kept for the next workflow step.
+    pub changes: Option<Vec<u8>>,
 }
 
 /// One log row of an execution.

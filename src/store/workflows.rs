@@ -133,6 +133,9 @@ pub struct NewStep {
     /// Wait before the job may start (retry backoff).
     pub delay_secs: i64,
     pub needs_approval: bool,
+    /// The execution whose packed workspace changes this step starts from
+    /// (see [`crate::runner::changes`]); `None`: the project as it is.
+    pub base_execution_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +246,7 @@ impl Store {
             .bind("workflow")
             .bind(new.timeout_ms)
             .bind(now)
+            .bind(&new.base_execution_id)
             .execute(&mut **tx)
             .await?;
         let status = if new.needs_approval {

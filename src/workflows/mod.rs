@@ -148,6 +148,9 @@ pub fn step_for(
         timeout_ms,
         delay_secs: delay.as_secs() as i64,
         needs_approval: routing::needs_approval(def, agent),
+        // The first step starts from the project; the router sets the
+        // others' (see `crate::jobs::workflow_step`).
+        base_execution_id: None,
     })
 }
 

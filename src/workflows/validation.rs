@@ -255,7 +255,10 @@ mod tests {
         assert!(!low.passed);
         assert_eq!(low.failures, ["coverage 72.5% is below minCoverage 80%"]);
         let none = evaluate(&g, &changed(), &checks("all good"));
-        assert_eq!(none.failures, ["the coverage command printed no percentage"]);
+        assert_eq!(
+            none.failures,
+            ["the coverage command printed no percentage"]
+        );
         let exact = evaluate(&g, &changed(), &checks("80%"));
         assert!(exact.passed);
         let failed = evaluate(
@@ -266,7 +269,10 @@ mod tests {
                 run(CheckKind::Coverage, Some(2), &["95%"]),
             ],
         );
-        assert_eq!(failed.failures, ["the coverage command failed (exit code 2)"]);
+        assert_eq!(
+            failed.failures,
+            ["the coverage command failed (exit code 2)"]
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! name; other `@…` tokens (`@claude`, `@alice`) are ordinary words. A known
 //! directive with a bad value is an error, as a bad flag would be.
 //! `@result=` and `@stderr=` take the rest of their line. When a directive that
-//! takes one value comes several times, the last one wins; `@write=`, `@env=`,
-//! `@fetch=`, `@fetch-direct=` and `@stderr=` accumulate.
+//! takes one value comes several times, the last one wins; `@write=`, `@read=`,
+//! `@env=`, `@fetch=`, `@fetch-direct=` and `@stderr=` accumulate.
 
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub struct Directives {
     pub writes: Vec<String>,
     /// `@env=NAME`: variables whose values go into the result.
     pub envs: Vec<String>,
+    /// `@read=path`: files whose contents go into the result.
+    pub reads: Vec<String>,
     /// `@stderr=text`: lines written to stderr.
     pub stderr: Vec<String>,
     /// `@fail`: end with an `error_during_execution` result, exit code 1.
@@ -62,6 +64,7 @@ impl Default for Directives {
             result: None,
             writes: Vec::new(),
             envs: Vec::new(),
+            reads: Vec::new(),
             stderr: Vec::new(),
             fail: false,
             fail_once: None,
@@ -118,9 +121,10 @@ pub fn parse(prompt: &str) -> Result<Directives, String> {
                         Ok(Ok(sleep)) => d.sleep = sleep,
                         _ => return bad("expected a number of seconds, 0 or more"),
                     },
-                    "write" => match required()? {
+                    "write" | "read" => match required()? {
                         "" => return bad("expected a file path"),
-                        path => d.writes.push(path.to_string()),
+                        path if name == "write" => d.writes.push(path.to_string()),
+                        path => d.reads.push(path.to_string()),
                     },
                     "alloc" => match required()?.parse::<u32>() {
                         Ok(mib) if mib <= MAX_ALLOC_MIB => d.alloc_mib = mib,
@@ -279,6 +283,7 @@ mod tests {
             ("@write=", "expected a file path"),
             ("@write", "needs a value"),
             ("@env=", "expected an environment variable name"),
+            ("@read=", "expected a file path"),
             ("@fail=yes", "takes no value"),
             ("@hang=1", "takes no value"),
             ("@result", "directive '@result' needs a value"),

@@ -17,6 +17,7 @@
 //! | `@result=text` | the result text, to the end of the line (default: the prompt's first non-blank line) |
 //! | `@write=path` | writes the prompt to that file (relative to the cwd; parents created) |
 //! | `@env=NAME` | appends a line `NAME=value` (`NAME=<unset>`) to the result |
+//! | `@read=path` | appends a line `READ path: <its contents, trimmed>` (or `READ path: <the error>`) to the result |
 //! | `@stderr=text` | writes the text to stderr, to the end of the line |
 //! | `@fail` | ends with `subtype: error_during_execution`, `is_error: true`, no `result`; exit 1 |
 //! | `@fail-once=PATH` | like `@fail` when PATH does not exist (and creates it); succeeds when it does: a retry then passes |
@@ -403,6 +404,16 @@ impl Agent {
         let mut result_text = directives::result_text(&self.directives, &self.prompt, |name| {
             std::env::var(name).ok()
         });
+        for path in &self.directives.reads {
+            // Read when the result is made: after this run's own writes.
+            let content = std::fs::read_to_string(path)
+                .map(|c| c.trim().to_owned())
+                .unwrap_or_else(|e| format!("<{e}>"));
+            if !result_text.is_empty() {
+                result_text.push('\n');
+            }
+            result_text.push_str(&format!("READ {path}: {content}"));
+        }
         for line in fetched {
             if !result_text.is_empty() {
                 result_text.push('\n');

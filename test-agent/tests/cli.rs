@@ -365,6 +365,21 @@ fn result_env_write_and_stderr() {
 }
 
 #[test]
+fn read_puts_files_in_the_result() {
+    let dir = temp_dir("read");
+    std::fs::write(dir.join("there.txt"), "  from an earlier step\n").unwrap();
+    let output = run(stream("@read=there.txt @read=missing.txt @result=Seen").current_dir(&dir));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let result = json_lines(&output).last().cloned().unwrap_or_default();
+    let text = result["result"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.starts_with("Seen\nREAD there.txt: from an earlier step\nREAD missing.txt: <"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn json_and_text_formats() {
     let output = run(agent().args(["-p", "@result=the answer", "--output-format", "json"]));
     assert_eq!(output.status.code(), Some(0));

@@ -5,8 +5,8 @@ INSERT INTO workflows (id, project_id, status, current_agent, iteration, context
 VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?);
 
 -- name: workflow_execution_insert
-INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, timeout_ms, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, timeout_ms, created_at, base_execution_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: workflow_step_insert
 INSERT INTO agent_executions (workflow_id, agent, iteration, attempt, execution_id, status, step, created_at)

@@ -113,3 +113,12 @@ WHERE j.status IN ('Running', 'Queued')
 
 -- name: audit_insert
 INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5);
+
+-- name: execution_changes_insert
+INSERT INTO execution_changes (execution_id, packed, size_bytes, created_at) VALUES ($1, $2, $3, $4);
+
+-- name: execution_changes_get
+SELECT packed FROM execution_changes WHERE execution_id = $1;
+
+-- name: execution_changes_exists
+SELECT COUNT(*) AS n FROM execution_changes WHERE execution_id = $1;

@@ -105,3 +105,12 @@ WHERE status IN ('Running', 'Queued')
 
 -- name: audit_insert
 INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?);
+
+-- name: execution_changes_insert
+INSERT INTO execution_changes (execution_id, packed, size_bytes, created_at) VALUES (?, ?, ?, ?);
+
+-- name: execution_changes_get
+SELECT packed FROM execution_changes WHERE execution_id = ?;
+
+-- name: execution_changes_exists
+SELECT COUNT(*) AS n FROM execution_changes WHERE execution_id = ?;

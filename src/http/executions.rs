@@ -243,6 +243,7 @@ pub fn to_json(e: &Execution) -> Value {
         "durationMs": e.duration_ms,
         "error": e.error,
         "validation": e.validation,
+        "baseExecutionId": e.base_execution_id,
         "attempts": e.attempts,
         "cancelRequested": e.cancel_requested,
         "createdAt": rfc3339(e.created_at),

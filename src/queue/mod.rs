@@ -16,7 +16,13 @@
 //! misses `missed_heartbeats` of them (killed, frozen, partitioned), the
 //! [`reaper`] of any live worker hands its claimed jobs back (`Pending`,
 //! attempts + 1) and another worker runs them again.
+//!
+//! **Waking.** SQLite and MariaDB workers poll every `poll_interval`. On
+//! PostgreSQL, workers LISTEN: apalis's insert trigger notifies them of a
+//! due job, and [`pg_wake`] of a job that became due later (apalis's own
+//! poll there backs off to minutes when idle).
 
+pub mod pg_wake;
 pub mod reaper;
 
 use serde::{Deserialize, Serialize};

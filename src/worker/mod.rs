@@ -26,6 +26,7 @@ use crate::runner::Runner;
 use crate::runner::stream_json::PriceTable;
 use crate::settings::{LimitArgs, WorkerArgs};
 use crate::store::Store;
+use futures::FutureExt as _;
 
 /// What every job handler of a worker process can use.
 pub struct WorkerEnv {
@@ -84,6 +85,15 @@ pub async fn run(
         heartbeat,
         reaper_stop.clone(),
     ));
+    // PostgreSQL: notify the listening workers of jobs that became due.
+    let waker = match &db.queue {
+        QueuePool::Postgres(pool) => Some(tokio::spawn(crate::queue::pg_wake::run(
+            pool.clone(),
+            args.poll_interval,
+            reaper_stop.clone(),
+        ))),
+        _ => None,
+    };
     // Containers (and the like) of dead workers: removed now and then.
     let own_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
     let orphans = tokio::spawn(crate::runner::orphans::run(
@@ -128,6 +138,9 @@ pub async fn run(
     reaper_stop.cancel();
     let _ = reaper.await;
     let _ = orphans.await;
+    if let Some(waker) = waker {
+        let _ = waker.await;
+    }
     result
 }
 
@@ -187,7 +200,22 @@ async fn supervise(
             concurrency = args.concurrency,
             "worker started"
         );
-        let result = run_queue(db, args, queue, env.clone(), stop.clone()).await;
+        // apalis-postgres's listener panics when it cannot connect (the
+        // database is down as the worker starts): that is one more way for
+        // a worker to stop, and it is restarted like any other.
+        let result =
+            std::panic::AssertUnwindSafe(run_queue(db, args, queue, env.clone(), stop.clone()))
+                .catch_unwind()
+                .await
+                .map(|r| r.map_err(anyhow::Error::from))
+                .unwrap_or_else(|panic| {
+                    let why = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    Err(anyhow::anyhow!("the apalis worker panicked: {why}"))
+                });
         if stop.is_cancelled() {
             tracing::info!(worker.id = %env.worker_id, queue = queue.name(), "worker stopped");
             return result.context("worker failed");
@@ -240,12 +268,12 @@ async fn run_queue(
         Ok::<(), std::io::Error>(())
     };
     macro_rules! run_worker {
-        ($storage:ident, $pool:expr) => {{
+        ($storage:ident, $new:ident, $pool:expr) => {{
             let builder = WorkerBuilder::new(env.worker_id.as_str());
             match queue {
                 Queue::Executions => {
                     builder
-                        .backend($storage::<ExecuteJob>::new_with_config($pool, &config))
+                        .backend($storage::<ExecuteJob>::$new($pool, &config))
                         .data(env.clone())
                         .concurrency(concurrency)
                         .build(execute_job)
@@ -254,7 +282,7 @@ async fn run_queue(
                 }
                 Queue::WorkflowSteps => {
                     builder
-                        .backend($storage::<WorkflowStepJob>::new_with_config($pool, &config))
+                        .backend($storage::<WorkflowStepJob>::$new($pool, &config))
                         .data(env.clone())
                         .concurrency(concurrency)
                         .build(workflow_step_job)
@@ -267,15 +295,17 @@ async fn run_queue(
     match &db.queue {
         QueuePool::Sqlite(pool) => {
             type S<T> = apalis_sqlite::SqliteStorage<T, (), ()>;
-            run_worker!(S, pool)
+            run_worker!(S, new_with_config, pool)
         }
         QueuePool::Postgres(pool) => {
+            // LISTEN/NOTIFY: apalis's polling fetcher here backs off to
+            // minutes when idle (see crate::queue::pg_wake).
             type S<T> = apalis_postgres::PostgresStorage<T>;
-            run_worker!(S, pool)
+            run_worker!(S, new_with_notify, pool)
         }
         QueuePool::MySql(pool) => {
             type S<T> = apalis_mysql::MySqlStorage<T, (), ()>;
-            run_worker!(S, pool)
+            run_worker!(S, new_with_config, pool)
         }
     }
 }

@@ -89,6 +89,7 @@ SELECT job_type, status, COUNT(*) FROM apalis.jobs GROUP BY job_type, status;
 -- Claimed jobs whose worker stopped heartbeating, or whose worker row is gone.
 UPDATE apalis.jobs
 SET status = 'Pending', done_at = NULL, lock_by = NULL, lock_at = NULL, attempts = attempts + 1,
+    run_at = now(),  -- due now, so src/queue/pg_wake.rs notifies the listeners
     last_result = '{"Err": "Re-enqueued: its worker stopped heartbeating."}'
 WHERE id IN (
     SELECT j.id FROM apalis.jobs j

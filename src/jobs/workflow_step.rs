@@ -54,11 +54,15 @@ pub async fn handle(
         StartStep::Go => {}
         StartStep::Parked | StartStep::RunOver => return Ok(()),
     }
-    // The run's validation gate, if any, checks this step's work.
-    let gate = store
+    // The run's definition (fixed when it started) is read once: its
+    // validation gate checks this step's work, its rules route it.
+    let definition = store
         .workflow(workflow_id)
         .await?
-        .and_then(|run| crate::workflows::definition(&run).ok())
+        .map(|run| crate::workflows::definition(&run));
+    let gate = definition
+        .as_ref()
+        .and_then(|def| def.as_ref().ok())
         .and_then(|def| def.workflow.safety.validation);
     super::execute::handle(&step.execution_id, job, env.clone(), gate).await?;
     let execution = store
@@ -74,7 +78,7 @@ pub async fn handle(
     };
     // The workspace the next step starts from: this step's, if it kept one.
     let kept = store.has_execution_changes(&execution.id).await?;
-    let end = match crate::workflows::definition(&run) {
+    let end = match definition.unwrap_or_else(|| crate::workflows::definition(&run)) {
         Ok(def) => route(&def, &run, &step, &execution, kept),
         Err(e) => finish_with(&run, &execution, run_status::FAILED, Some(e)),
     };

@@ -73,6 +73,19 @@ pub struct CheckRun {
     pub tail: Vec<String>,
 }
 
+impl CheckRun {
+    /// A check that could not be started (or run) at all.
+    pub fn not_run(kind: CheckKind, error: String, tail: Vec<String>) -> Self {
+        Self {
+            kind,
+            exit_code: None,
+            error: Some(error),
+            duration: Duration::ZERO,
+            tail,
+        }
+    }
+}
+
 /// Whether the runner should run the checks after the agent: only for a
 /// clean exit that changed something (nothing changed, nothing to check).
 pub fn should_run(

@@ -409,13 +409,7 @@ impl DockerRunner {
                         duration: exit.duration,
                         tail,
                     },
-                    Err(e) => CheckRun {
-                        kind,
-                        exit_code: None,
-                        error: Some(e.to_string()),
-                        duration: Duration::ZERO,
-                        tail,
-                    },
+                    Err(e) => CheckRun::not_run(kind, e.to_string(), tail),
                 });
             }
         }

@@ -143,13 +143,7 @@ impl ProcessRunner {
                         duration: child.duration,
                         tail,
                     },
-                    Err(e) => CheckRun {
-                        kind,
-                        exit_code: None,
-                        error: Some(e.to_string()),
-                        duration: std::time::Duration::ZERO,
-                        tail,
-                    },
+                    Err(e) => CheckRun::not_run(kind, e.to_string(), tail),
                 });
             }
         }

@@ -310,6 +310,14 @@ async fn run_queue(
     }
 }
 
+/// The apalis job a handler runs: its id and the worker that claimed it.
+fn job_ref(task_id: &TaskId<ulid::Ulid>, worker: &WorkerContext) -> crate::queue::JobRef {
+    crate::queue::JobRef {
+        id: task_id.to_string(),
+        claimed_by: worker.name().clone(),
+    }
+}
+
 /// The apalis entry point of [`crate::jobs::workflow_step`].
 async fn workflow_step_job(
     job: WorkflowStepJob,
@@ -318,10 +326,7 @@ async fn workflow_step_job(
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let env: Arc<WorkerEnv> = (*env).clone();
-    let job_ref = crate::queue::JobRef {
-        id: task_id.to_string(),
-        claimed_by: worker.name().clone(),
-    };
+    let job_ref = job_ref(&task_id, &worker);
     crate::jobs::workflow_step::handle(&job.workflow_id, job.step, &job_ref, env)
         .await
         .map_err(|e| {
@@ -338,10 +343,7 @@ async fn execute_job(
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let env: Arc<WorkerEnv> = (*env).clone();
-    let job_ref = crate::queue::JobRef {
-        id: task_id.to_string(),
-        claimed_by: worker.name().clone(),
-    };
+    let job_ref = job_ref(&task_id, &worker);
     crate::jobs::execute::handle(&job.execution_id, &job_ref, env, None)
         .await
         .map_err(|e| {

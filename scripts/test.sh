@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: starts (installing if missing) the
 # private MariaDB and PostgreSQL servers on loopback, builds the test agent
-# image when Docker is reachable, then runs every test of the workspace
-# against SQLite, MariaDB, PostgreSQL and Docker.
+# image when Docker is reachable, installs the pinned Claude Code CLI
+# (scripts/install-claude-cli.sh), then runs every test of the workspace
+# against SQLite, MariaDB, PostgreSQL, Docker and the real CLI.
 #
-# Env: CI=true makes a missing backend or Docker a failure instead of a
+# Env: CI=true makes a missing backend, Docker or the CLI a failure instead of a
 # skip (CCS_REQUIRE_ALL_BACKENDS=1, CCS_REQUIRE_DOCKER=1). Extra arguments
 # go to `cargo test`.
 set -euo pipefail
@@ -26,6 +27,17 @@ if [ -x scripts/build-test-agent-image.sh ]; then
   else
     echo "warning: Docker not reachable; Docker runner tests will be skipped" >&2
   fi
+fi
+
+# The pinned Claude Code CLI for tests/real_cli.rs (which, with CI=true,
+# fail when it is missing).
+if CCS_CLAUDE_CLI="$(scripts/install-claude-cli.sh)"; then
+  export CCS_CLAUDE_CLI
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: could not install the Claude Code CLI (scripts/install-claude-cli.sh)" >&2
+  exit 1
+else
+  echo "warning: no Claude Code CLI; the real-CLI tests will be skipped" >&2
 fi
 
 cargo test --workspace "$@"

@@ -611,3 +611,101 @@ backend_tests!(
     a_killed_workers_reservation_is_reused,
     super::a_killed_workers_reservation_is_reused
 );
+
+// ----- what an agent reports is checked --------------------------------------
+
+/// The agent: a shell script, chosen by its prompt (`-p PROMPT` is `$1 $2`).
+/// `negative` spends $0.15 by its `assistant` line, then claims -$1000 and
+/// a second result line; `spend` says it is done at $0.01 and keeps
+/// spending $1.50 a message.
+const LYING_AGENT: &str = r#"#!/bin/sh
+a() { echo '{"type":"assistant","message":{"id":"m'$1'","model":"claude-sonnet-4-5","content":[],"usage":{"output_tokens":'$2'}}}'; }
+r() { echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":'$1'}'; }
+case "$2" in
+negative) a 0 10000; r -1000; r 0.02 ;;
+spend) r 0.01; i=0; while :; do i=$((i+1)); a $i 100000; sleep 0.2; done ;;
+esac
+"#;
+
+/// A negative reported cost is not taken (the run keeps its own estimate,
+/// the log says why, the day's budget is charged the estimate), the first
+/// `result` line wins, and the ceiling stop stays armed after it.
+async fn a_reported_cost_is_checked(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(&agent, LYING_AGENT).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let runner = std::sync::Arc::new(ccs::runner::process::ProcessRunner {
+        command: vec![agent.display().to_string()],
+        work_dir: work_dir.path().to_path_buf(),
+        pass_env: Vec::new(),
+    });
+    let options = Options {
+        runner: Some(runner),
+        ..Options::default()
+    };
+    let Some(app) = spawn_app(backend, options).await else {
+        return;
+    };
+    let id = project(
+        &app,
+        "liar",
+        "",
+        Some("    maxCostPerExecution: $0.50\n    dailyMaxCost: $10\n"),
+    )
+    .await;
+
+    let run = submit_ok(&app, id, "negative").await;
+    let e = app.wait_terminal(&run, WAIT).await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(e["costUsd"], 0.15, "{e}");
+    assert_eq!(e["costEstimated"], true, "{e}");
+    let (_, logs) = app.get(&format!("/api/v1/executions/{run}/logs")).await;
+    let texts: Vec<&str> = logs["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(
+            "not taking the agent's reported cost: $-1000 is negative; \
+             recording the run's own estimate of $0.1500"
+        )),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("a second result line was ignored")),
+        "{texts:?}"
+    );
+    let row = budget_row(&app, id).await;
+    assert_eq!(row.spent_usd, 0.15, "{row:?}");
+    assert_eq!(row.reserved_usd, 0.0, "{row:?}");
+    let (_, b) = app.get("/api/v1/budget").await;
+    let p = b["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["projectId"] == id)
+        .unwrap_or_else(|| panic!("{b}"));
+    assert_eq!(p["spentUsd"], 0.15, "{b}");
+    assert_eq!(p["remainingUsd"], 9.85, "{b}");
+
+    // Done at $0.01 by its own word, then spending on: stopped at the
+    // ceiling, charged its estimate.
+    let run = submit_ok(&app, id, "spend").await;
+    let e = app.wait_terminal(&run, WAIT).await;
+    assert_eq!(e["status"], "budget_exceeded", "{e}");
+    assert_eq!(e["costUsd"], 1.5, "{e}");
+    assert_eq!(e["costEstimated"], true, "{e}");
+    let row = budget_row(&app, id).await;
+    assert_eq!(row.spent_usd, 1.65, "{row:?}");
+    assert_eq!(row.reserved_usd, 0.0, "{row:?}");
+    app.shutdown().await;
+}
+
+backend_tests!(a_reported_cost_is_checked, super::a_reported_cost_is_checked);

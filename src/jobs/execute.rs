@@ -249,7 +249,17 @@ async fn run(
     });
     let mut exit = exit;
     let changes = exit.as_mut().ok().and_then(|e| e.changes.take());
-    let mut outcome = decide(reason, exit, result, &estimator, timeout);
+    let cost = if reason == Some(StopReason::BudgetExceeded) {
+        // Stopped for its estimate, whatever it said before.
+        Cost::Estimated(estimator.running_estimate_usd())
+    } else {
+        trusted_cost(result.as_ref(), &estimator, ceiling_usd)
+    };
+    if let Cost::Refused { why, .. } = &cost {
+        log.note(&format!("not taking the agent's reported cost: {why}"))
+            .await?;
+    }
+    let mut outcome = decide(reason, exit, result, cost, timeout);
     outcome.changes = changes;
     if let Some((report, checks)) = checked
         && outcome.status == ExecutionStatus::Succeeded
@@ -287,10 +297,19 @@ async fn observe(
     let kind = match line.stream {
         Stream::Stdout => {
             let event = parse_line(&line.text);
-            estimator.observe(&event);
             if let Event::Result(r) = &event {
+                if result.is_some() {
+                    // The first `result` line ends the run's account: a
+                    // later one (a second cost, a changed verdict) is only
+                    // logged.
+                    log.line("result", &line.text).await?;
+                    return log
+                        .note("a second result line was ignored: the first one stands")
+                        .await;
+                }
                 *result = Some(r.clone());
             }
+            estimator.observe(&event);
             event.kind()
         }
         Stream::Stderr => "stderr",
@@ -435,13 +454,10 @@ fn decide(
     reason: Option<StopReason>,
     exit: Result<RunExit, String>,
     result: Option<ResultMsg>,
-    estimator: &CostEstimator,
+    cost: Cost,
     timeout: Duration,
 ) -> Outcome {
-    let (cost_usd, cost_estimated) = match result.as_ref().and_then(|r| r.total_cost_usd) {
-        Some(reported) => (reported, false),
-        None => (estimator.estimate_usd(), true),
-    };
+    let (cost_usd, cost_estimated) = cost.usd();
     let mut outcome = Outcome {
         status: ExecutionStatus::Failed,
         result: None,
@@ -518,9 +534,62 @@ fn decide(
 
 /// Whether the running estimate passed the run's ceiling (by more than a
 /// micro-dollar: an estimate that lands on the ceiling has not passed it).
-/// Once the result line came, the run is over and its reported cost stands.
+/// The stop stays armed after a `result` line: an agent that says it is
+/// done and keeps spending is stopped all the same.
 fn over_ceiling(estimator: &CostEstimator, ceiling_usd: f64) -> bool {
-    estimator.is_estimate() && estimator.running_estimate_usd() > ceiling_usd + 1e-6
+    estimator.running_estimate_usd() > ceiling_usd + 1e-6
+}
+
+/// A reported cost larger than this many times the run's ceiling is not
+/// believed: the ceiling stop ends a run shortly after its estimate passes
+/// the ceiling, so a real cost lands near it, never at a multiple.
+pub const ABSURD_COST_FACTOR: f64 = 2.0;
+
+/// The cost a run is recorded with.
+#[derive(Debug, Clone, PartialEq)]
+enum Cost {
+    /// The `result` line's `total_cost_usd`, believed.
+    Reported(f64),
+    /// No cost was reported: the running estimate.
+    Estimated(f64),
+    /// A cost was reported but not believed: the running estimate, and why.
+    Refused { estimate: f64, why: String },
+}
+
+impl Cost {
+    /// The amount and whether it is an estimate.
+    fn usd(&self) -> (f64, bool) {
+        match self {
+            Cost::Reported(usd) => (*usd, false),
+            Cost::Estimated(usd) | Cost::Refused { estimate: usd, .. } => (*usd, true),
+        }
+    }
+}
+
+/// What a run costs: the first `result` line's `total_cost_usd` when it is
+/// a believable amount, the run's own estimate otherwise. What an agent
+/// prints is never trusted for accounting: a negative cost would give a
+/// day's budget back, a huge one would use it up for everyone.
+fn trusted_cost(result: Option<&ResultMsg>, estimator: &CostEstimator, ceiling_usd: f64) -> Cost {
+    let estimate = estimator.running_estimate_usd();
+    let Some(reported) = result.and_then(|r| r.total_cost_usd) else {
+        return Cost::Estimated(estimate);
+    };
+    let why = if !reported.is_finite() {
+        "it is not a finite number".to_owned()
+    } else if reported < 0.0 {
+        format!("${reported} is negative")
+    } else if reported > ceiling_usd * ABSURD_COST_FACTOR {
+        format!(
+            "${reported:.4} is more than {ABSURD_COST_FACTOR}× this run's ceiling of ${ceiling_usd:.2}"
+        )
+    } else {
+        return Cost::Reported(reported);
+    };
+    Cost::Refused {
+        estimate,
+        why: format!("{why}; recording the run's own estimate of ${estimate:.4}"),
+    }
 }
 
 impl Outcome {
@@ -614,7 +683,8 @@ mod tests {
             r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":2,"total_cost_usd":0.25,"session_id":"s"}"#,
         );
         let est = CostEstimator::new(PriceTable::default());
-        let o = decide(None, exit(Some(0)), Some(r), &est, Duration::from_secs(1));
+        let cost = trusted_cost(Some(&r), &est, 1.0);
+        let o = decide(None, exit(Some(0)), Some(r), cost, Duration::from_secs(1));
         assert_eq!(o.status, ExecutionStatus::Succeeded);
         assert_eq!(o.result.as_deref(), Some("ok"));
         assert_eq!(o.cost_usd, Some(0.25));
@@ -627,15 +697,25 @@ mod tests {
         let r = result_line(
             r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 500","total_cost_usd":0.0}"#,
         );
-        let est = CostEstimator::new(PriceTable::default());
-        let o = decide(None, exit(Some(0)), Some(r), &est, Duration::from_secs(1));
+        let o = decide(
+            None,
+            exit(Some(0)),
+            Some(r),
+            Cost::Reported(0.0),
+            Duration::from_secs(1),
+        );
         assert_eq!(o.status, ExecutionStatus::Failed);
     }
 
     #[test]
     fn no_result_line_is_a_clear_failure() {
-        let est = CostEstimator::new(PriceTable::default());
-        let o = decide(None, exit(Some(137)), None, &est, Duration::from_secs(1));
+        let o = decide(
+            None,
+            exit(Some(137)),
+            None,
+            Cost::Estimated(0.0),
+            Duration::from_secs(1),
+        );
         assert_eq!(o.status, ExecutionStatus::Failed);
         assert_eq!(
             o.error.as_deref(),
@@ -646,12 +726,11 @@ mod tests {
 
     #[test]
     fn timeout_and_cancel_win_over_the_exit() {
-        let est = CostEstimator::new(PriceTable::default());
         let o = decide(
             Some(StopReason::Timeout),
             exit(None),
             None,
-            &est,
+            Cost::Estimated(0.0),
             Duration::from_secs(2),
         );
         assert_eq!(o.status, ExecutionStatus::TimedOut);
@@ -660,7 +739,7 @@ mod tests {
             Some(StopReason::Cancelled),
             exit(None),
             None,
-            &est,
+            Cost::Estimated(0.0),
             Duration::from_secs(2),
         );
         assert_eq!(o.status, ExecutionStatus::Cancelled);
@@ -689,17 +768,59 @@ mod tests {
             Some(StopReason::BudgetExceeded),
             exit(None),
             None,
-            &est,
+            trusted_cost(None, &est, 2.0),
             Duration::from_secs(2),
         );
         assert_eq!(o.status, ExecutionStatus::BudgetExceeded);
         assert_eq!(o.cost_usd, Some(3.0));
         assert!(o.cost_estimated);
         assert!(o.error.as_deref().unwrap().contains("ceiling"), "{o:?}");
-        // Once the result line reported a cost, the run is over: no stop.
+        // A result line does not disarm the stop: spending on after it
+        // still passes the ceiling.
         est.observe(&parse_line(
-            r#"{"type":"result","subtype":"success","is_error":false,"total_cost_usd":3.1}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"total_cost_usd":0.1}"#,
         ));
-        assert!(!over_ceiling(&est, 2.0));
+        assert!(over_ceiling(&est, 2.0));
+    }
+
+    #[test]
+    fn unbelievable_reported_costs_are_refused() {
+        let mut est = CostEstimator::new(PriceTable::default());
+        est.observe(&parse_line(
+            r#"{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-4-5","content":[],"usage":{"output_tokens":10000}}}"#,
+        ));
+        let with_cost = |cost: &str| {
+            result_line(&format!(
+                r#"{{"type":"result","subtype":"success","is_error":false,"total_cost_usd":{cost}}}"#
+            ))
+        };
+        // Believable: taken as reported.
+        assert_eq!(
+            trusted_cost(Some(&with_cost("0.5")), &est, 1.0),
+            Cost::Reported(0.5)
+        );
+        assert_eq!(
+            trusted_cost(Some(&with_cost("2")), &est, 1.0),
+            Cost::Reported(2.0)
+        );
+        // Negative, or over twice the ceiling: the estimate ($0.15), and why.
+        for (cost, why) in [("-1000", "is negative"), ("2.01", "2× this run's ceiling")] {
+            match trusted_cost(Some(&with_cost(cost)), &est, 1.0) {
+                Cost::Refused { estimate, why: text } => {
+                    assert_eq!(estimate, 10000.0 * 15.0 / 1e6);
+                    assert!(text.contains(why), "{text}");
+                }
+                other => panic!("{cost} taken: {other:?}"),
+            }
+        }
+        let not_finite = ResultMsg {
+            total_cost_usd: Some(f64::NAN),
+            ..ResultMsg::default()
+        };
+        let cost = trusted_cost(Some(&not_finite), &est, 1.0);
+        assert!(matches!(&cost, Cost::Refused { why, .. } if why.contains("not a finite")));
+        assert_eq!(cost.usd(), (0.15, true));
+        // No result line: the estimate, marked as such.
+        assert_eq!(trusted_cost(None, &est, 1.0), Cost::Estimated(0.15));
     }
 }

@@ -566,12 +566,13 @@ impl CostEstimator {
             Event::Result(ResultMsg {
                 total_cost_usd: Some(cost),
                 ..
-            }) => self.reported = Some(*cost),
+            }) if self.reported.is_none() => self.reported = Some(*cost),
             _ => {}
         }
     }
 
-    /// The reported cost once the `result` line gave one, else the running
+    /// The reported cost once the first `result` line gave one (a later
+    /// one changes nothing), else the running
     /// estimate.
     pub fn estimate_usd(&self) -> f64 {
         self.reported.unwrap_or_else(|| self.running_estimate_usd())

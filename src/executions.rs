@@ -1,6 +1,8 @@
 //! The core operations on executions that the API and webhooks call:
 //! validate a request, resolve its project, and enqueue it durably.
 
+use crate::jobs::Job;
+use crate::jobs::execute::ExecuteJob;
 use crate::store::{Created, Execution, NewExecution, Project, Store, StoreError};
 
 /// A project named by id or by name.
@@ -95,7 +97,7 @@ pub async fn submit(
         })
         .await?;
     if created.created {
-        metrics::counter!("ccs_jobs_enqueued_total", "queue" => crate::queue::EXECUTIONS)
+        metrics::counter!("ccs_jobs_enqueued_total", "queue" => <ExecuteJob as Job>::QUEUE)
             .increment(1);
     }
     Ok(created)

@@ -45,13 +45,25 @@ pub fn record_cost(usd: f64) {
     metrics::gauge!("ccs_execution_cost_usd_total").increment(usd);
 }
 
-/// Sets `ccs_queue_depth{queue,state}` from the jobs tables (on scrape).
+/// The job states of apalis's jobs tables, as `ccs_queue_depth` labels them.
+pub const JOB_STATES: [&str; 6] = ["pending", "queued", "running", "done", "failed", "killed"];
+
+/// Sets `ccs_queue_depth{queue,state}` from the jobs tables (on scrape):
+/// every registered queue ([`crate::jobs::KINDS`]) in every state, zero
+/// included, so a queue that empties reads 0 rather than its last count.
 pub async fn refresh_queue_depth(store: &crate::store::Store) {
     match store.queue_counts().await {
         Ok(counts) => {
-            for (queue, state, n) in counts {
-                metrics::gauge!("ccs_queue_depth", "queue" => queue, "state" => state.to_lowercase())
-                    .set(n as f64);
+            for queue in crate::jobs::queues() {
+                for state in JOB_STATES {
+                    let n: i64 = counts
+                        .iter()
+                        .filter(|(q, s, _)| q == queue && s.eq_ignore_ascii_case(state))
+                        .map(|(_, _, n)| n)
+                        .sum();
+                    metrics::gauge!("ccs_queue_depth", "queue" => queue, "state" => state)
+                        .set(n as f64);
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "queue depth unavailable"),

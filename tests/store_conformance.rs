@@ -10,6 +10,8 @@ use ccs::store::{
 };
 use common::TestDb;
 
+const EXECUTIONS: &str = <ccs::jobs::execute::ExecuteJob as ccs::jobs::Job>::QUEUE;
+
 async fn store(backend: Backend) -> Option<(TestDb, Database, Store)> {
     let db = TestDb::new(backend).await?;
     let database = Database::connect(&db.url, 8).await.unwrap();
@@ -113,10 +115,7 @@ async fn execution_lifecycle(backend: Backend) {
     assert_eq!(e.attempts, 0);
     // One job row in the executions queue.
     let counts = s.queue_counts().await.unwrap();
-    assert_eq!(
-        counts,
-        [(ccs::queue::EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]
-    );
+    assert_eq!(counts, [(EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]);
 
     let started = s.start_execution(&e.id, "w1").await.unwrap().unwrap();
     assert_eq!(started.status, ExecutionStatus::Running);
@@ -269,23 +268,13 @@ async fn reaper_hands_back_jobs_of_unknown_workers(backend: Backend) {
         .unwrap();
     }
     sqlx::query(claim).execute(s.pool()).await.unwrap();
-    assert_eq!(
-        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(s.reenqueue_orphaned_jobs(EXECUTIONS, 30).await.unwrap(), 1);
     assert_eq!(
         s.queue_counts().await.unwrap(),
-        [(ccs::queue::EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]
+        [(EXECUTIONS.to_owned(), "Pending".to_owned(), 1)]
     );
     // Nothing left to hand back.
-    assert_eq!(
-        s.reenqueue_orphaned_jobs(ccs::queue::EXECUTIONS, 30)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(s.reenqueue_orphaned_jobs(EXECUTIONS, 30).await.unwrap(), 0);
     database.close().await;
 }
 backend_tests!(

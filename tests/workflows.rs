@@ -615,7 +615,9 @@ async fn killed_worker_loses_nothing(backend: Backend) {
         .await
         .unwrap()
         .iter()
-        .filter(|(q, _, _)| q == ccs::queue::WORKFLOW_STEPS)
+        .filter(|(q, _, _)| {
+            q == <ccs::jobs::workflow_step::WorkflowStepJob as ccs::jobs::Job>::QUEUE
+        })
         .map(|(_, _, n)| n)
         .sum();
     assert_eq!(jobs, 3, "one job per step, none twice");

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ccs::db::{Backend, QueuePool};
-use ccs::queue::EXECUTIONS;
+use ccs::jobs::Job;
+use ccs::jobs::execute::ExecuteJob;
 use ccs::store::{Store, now_ms};
 use ccs_bench::cpu::{self, CpuMeter, CpuUse};
 use ccs_bench::databases::{Servers, jobs_table, workers_table};
@@ -44,6 +45,8 @@ use ccs_bench::stats::{Percentiles, ms};
 use clap::Parser;
 use rand::Rng as _;
 use sqlx::Row as _;
+
+const EXECUTIONS: &str = ExecuteJob::QUEUE;
 
 #[derive(Debug, Parser)]
 #[command(about = "Queue drain and enqueue-to-start latency, ccs worker vs bare apalis")]

@@ -58,6 +58,22 @@ use crate::store::{Execution, ExecutionStatus, LogLine, Outcome, Project, StoreE
 use crate::worker::WorkerEnv;
 use crate::workflows::validation;
 
+/// Run one execution: the payload of queue `ccs::executions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteJob {
+    pub execution_id: String,
+}
+
+impl super::Job for ExecuteJob {
+    const QUEUE: &'static str = "ccs::executions";
+
+    async fn run(self, job: JobRef, env: Arc<WorkerEnv>) -> anyhow::Result<()> {
+        handle(&self.execution_id, &job, env, None).await?;
+        Ok(())
+    }
+}
+
 /// How often a running execution checks whether it was cancelled.
 pub const CANCEL_POLL: Duration = Duration::from_millis(500);
 
@@ -106,7 +122,7 @@ pub async fn handle(
         metrics::counter!("ccs_executions_finished_total", "status" => status.as_str())
             .increment(1);
         crate::telemetry::record_cost(cost);
-        metrics::histogram!("ccs_job_duration_seconds", "queue" => crate::queue::EXECUTIONS)
+        metrics::histogram!("ccs_job_duration_seconds", "queue" => <ExecuteJob as super::Job>::QUEUE)
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
             execution.id = %execution.id,

@@ -34,6 +34,24 @@ use crate::store::{ExecutionStatus, StartStep, StepEnd, StepThen, now_ms, run_st
 use crate::worker::WorkerEnv;
 use crate::workflows::routing::{self, RunState, StepOutcome, Then};
 
+/// Run step `step` of workflow run `workflow_id`: the payload of queue
+/// `ccs::workflow-steps`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowStepJob {
+    pub workflow_id: String,
+    pub step: i64,
+}
+
+impl super::Job for WorkflowStepJob {
+    const QUEUE: &'static str = "ccs::workflow-steps";
+
+    async fn run(self, job: crate::queue::JobRef, env: Arc<WorkerEnv>) -> anyhow::Result<()> {
+        handle(&self.workflow_id, self.step, &job, env).await?;
+        Ok(())
+    }
+}
+
 /// `job`: this step's apalis job, which admission hands back to the queue
 /// when the project is at a limit (see [`crate::limits::admission`]).
 pub async fn handle(

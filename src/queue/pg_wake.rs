@@ -13,7 +13,8 @@
 //! later `run_at` (a workflow step's retry backoff), a job admission hands
 //! back with a delay, a job the reaper hands back (it sets `run_at` to now).
 //! This task covers them: every poll interval each worker process sends the
-//! same notification for each pending job of the ccs queues whose `run_at`
+//! same notification for each pending job of the registered queues
+//! ([`crate::jobs::KINDS`]) whose `run_at`
 //! passed within the last two intervals (`sql/postgres/wake.sql`). A job is
 //! notified at most a few times, so listeners never pile up notifications;
 //! what is still missed (a failed job apalis retries, a notification a
@@ -43,7 +44,7 @@ pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
         }
         match sqlx::query(WAKE)
             .bind(window_secs)
-            .bind(vec![super::EXECUTIONS, super::WORKFLOW_STEPS])
+            .bind(crate::jobs::queues())
             .execute(&pool)
             .await
         {

@@ -1,8 +1,8 @@
 //! The reaper: hands back jobs whose worker died.
 //!
 //! Every worker process runs one reaper task. Each `heartbeat_interval` it
-//! re-enqueues the jobs of every queue that are claimed (`Queued`
-//! or `Running`) by a worker whose last heartbeat is older than
+//! re-enqueues the jobs of every registered queue ([`crate::jobs::KINDS`])
+//! that are claimed (`Queued` or `Running`) by a worker whose last heartbeat is older than
 //! `heartbeat_interval × missed_heartbeats`, or by a worker row that no
 //! longer exists. The statement is a single `UPDATE` per backend
 //! (`job_reenqueue_orphaned` in `src/store/sql/`), so several reapers
@@ -41,7 +41,7 @@ pub async fn run(store: Store, heartbeat: Heartbeat, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for queue in [super::EXECUTIONS, super::WORKFLOW_STEPS] {
+        for queue in crate::jobs::queues() {
             match store.reenqueue_orphaned_jobs(queue, dead_after).await {
                 Ok(0) => {}
                 Ok(n) => {

@@ -271,11 +271,10 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        let job = crate::queue::ExecuteJob {
+        let job = crate::jobs::execute::ExecuteJob {
             execution_id: id.clone(),
         };
-        self.insert_job(&mut tx, crate::queue::EXECUTIONS, &job.encode(), None)
-            .await?;
+        self.insert_job(&mut tx, &job, None).await?;
         tx.commit().await?;
         let value = self
             .execution(&id)
@@ -287,19 +286,19 @@ impl Store {
         })
     }
 
-    /// Writes one apalis job row, inside the caller's transaction.
-    async fn insert_job(
+    /// Writes one apalis job row of `job`'s kind, due now, inside the
+    /// caller's transaction.
+    async fn insert_job<J: crate::jobs::Job>(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        queue: &str,
-        payload: &[u8],
+        job: &J,
         idempotency_key: Option<&str>,
     ) -> Result<()> {
         sqlx::query(self.q("job_insert"))
-            .bind(payload.to_vec())
+            .bind(job.encode())
             .bind(ulid::Ulid::new().to_string())
-            .bind(queue)
-            .bind(crate::queue::MAX_ATTEMPTS)
+            .bind(J::QUEUE)
+            .bind(J::MAX_ATTEMPTS)
             .bind(idempotency_key)
             .execute(&mut **tx)
             .await?;

@@ -16,6 +16,8 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::{Result, Store, StoreError, get, now_ms, opt_text, text};
+use crate::jobs::Job as _;
+use crate::jobs::workflow_step::WorkflowStepJob;
 use crate::store::ExecutionStatus;
 
 /// The statuses of a workflow run (CONTRACT.md).
@@ -291,19 +293,19 @@ impl Store {
         step: i64,
         delay_secs: i64,
     ) -> Result<()> {
-        let job = crate::queue::WorkflowStepJob {
+        let job = WorkflowStepJob {
             workflow_id: workflow_id.to_owned(),
             step,
         };
         sqlx::query(self.q("job_insert_at"))
             .bind(job.encode())
             .bind(ulid::Ulid::new().to_string())
-            .bind(crate::queue::WORKFLOW_STEPS)
-            .bind(crate::queue::MAX_ATTEMPTS)
+            .bind(WorkflowStepJob::QUEUE)
+            .bind(WorkflowStepJob::MAX_ATTEMPTS)
             .bind(delay_secs)
             .execute(&mut **tx)
             .await?;
-        metrics::counter!("ccs_jobs_enqueued_total", "queue" => crate::queue::WORKFLOW_STEPS)
+        metrics::counter!("ccs_jobs_enqueued_total", "queue" => WorkflowStepJob::QUEUE)
             .increment(1);
         Ok(())
     }

@@ -1,10 +1,11 @@
 //! The worker process: claims jobs from the apalis queues and runs them.
 //!
-//! One apalis worker per queue, over the apalis storage of the configured
-//! backend, with a concurrency limit (`--concurrency`). Claiming is
-//! apalis's: `FOR UPDATE SKIP LOCKED` on MariaDB and PostgreSQL. Beside it
-//! run the heartbeat (apalis's, every `--heartbeat-interval`) and ccs's
-//! [`crate::queue::reaper`].
+//! One apalis worker per registered job kind ([`crate::jobs::KINDS`]),
+//! over the apalis storage of the configured backend, with a concurrency
+//! limit (`--concurrency`). Claiming is apalis's: `FOR UPDATE SKIP
+//! LOCKED` on MariaDB and PostgreSQL. Beside them run the heartbeat
+//! (apalis's, every `--heartbeat-interval`), ccs's [`crate::queue::reaper`]
+//! and, on PostgreSQL, [`crate::queue::pg_wake`].
 //!
 //! **Shutdown** (SIGTERM/SIGINT, or the `stop` token): the worker stops
 //! claiming at once; running jobs get `--shutdown-grace` to finish; then
@@ -21,12 +22,13 @@ use apalis_core::backend::poll_strategy::{IntervalStrategy, StrategyBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Database, QueuePool};
-use crate::queue::{EXECUTIONS, ExecuteJob, WORKFLOW_STEPS, WorkflowStepJob};
+use crate::jobs::{Job, JobKind};
 use crate::runner::Runner;
 use crate::runner::stream_json::PriceTable;
 use crate::settings::{LimitArgs, WorkerArgs};
 use crate::store::Store;
 use futures::FutureExt as _;
+use futures::future::BoxFuture;
 
 /// What every job handler of a worker process can use.
 pub struct WorkerEnv {
@@ -64,7 +66,8 @@ pub fn new_worker_id() -> String {
 }
 
 /// Runs a worker pool until `stop` fires, then shuts down gracefully: one
-/// supervised apalis worker per queue ([`supervise`]), the reaper, and the
+/// supervised apalis worker per registered job kind
+/// ([`crate::jobs::KINDS`], [`supervise`]), the reaper, and the
 /// orphan sweep of the runner.
 pub async fn run(
     db: &Database,
@@ -123,17 +126,12 @@ pub async fn run(
         shutdown: shutdown.clone(),
         secrets,
     };
-    let result = futures::try_join!(
-        supervise(db, args, Queue::Executions, &base, &own_ids, stop.clone()),
-        supervise(
-            db,
-            args,
-            Queue::WorkflowSteps,
-            &base,
-            &own_ids,
-            stop.clone()
-        ),
+    let result = futures::future::try_join_all(
+        crate::jobs::KINDS
+            .iter()
+            .map(|kind| supervise(db, args, kind, &base, &own_ids, stop.clone())),
     )
+    .await
     .map(|_| ());
     reaper_stop.cancel();
     let _ = reaper.await;
@@ -147,23 +145,7 @@ pub async fn run(
 /// Pause before a stopped apalis worker is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-/// The queues a worker process consumes; one apalis worker each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Queue {
-    Executions,
-    WorkflowSteps,
-}
-
-impl Queue {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Executions => EXECUTIONS,
-            Self::WorkflowSteps => WORKFLOW_STEPS,
-        }
-    }
-}
-
-/// Keeps one apalis worker for `queue` running until `stop`.
+/// Keeps one apalis worker of job kind `kind` running until `stop`.
 ///
 /// An apalis worker ends when its fetch stream fails (the database went
 /// away, a busy SQLite file) — its heartbeat may even go on. Whatever the
@@ -174,7 +156,7 @@ impl Queue {
 async fn supervise(
     db: &Database,
     args: &WorkerArgs,
-    queue: Queue,
+    kind: &JobKind,
     base: &WorkerEnv,
     own_ids: &std::sync::Mutex<Vec<String>>,
     stop: CancellationToken,
@@ -195,7 +177,7 @@ async fn supervise(
         }
         tracing::info!(
             worker.id = %env.worker_id,
-            queue = queue.name(),
+            queue = kind.queue,
             backend = %db.backend,
             concurrency = args.concurrency,
             "worker started"
@@ -203,37 +185,36 @@ async fn supervise(
         // apalis-postgres's listener panics when it cannot connect (the
         // database is down as the worker starts): that is one more way for
         // a worker to stop, and it is restarted like any other.
-        let result =
-            std::panic::AssertUnwindSafe(run_queue(db, args, queue, env.clone(), stop.clone()))
-                .catch_unwind()
-                .await
-                .map(|r| r.map_err(anyhow::Error::from))
-                .unwrap_or_else(|panic| {
-                    let why = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("a panic");
-                    Err(anyhow::anyhow!("the apalis worker panicked: {why}"))
-                });
+        let result = std::panic::AssertUnwindSafe((kind.work)(db, args, env.clone(), stop.clone()))
+            .catch_unwind()
+            .await
+            .map(|r| r.map_err(anyhow::Error::from))
+            .unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(anyhow::anyhow!("the apalis worker panicked: {why}"))
+            });
         if stop.is_cancelled() {
-            tracing::info!(worker.id = %env.worker_id, queue = queue.name(), "worker stopped");
+            tracing::info!(worker.id = %env.worker_id, queue = kind.queue, "worker stopped");
             return result.context("worker failed");
         }
         match result {
             Ok(()) => tracing::warn!(
                 worker.id = %env.worker_id,
-                queue = queue.name(),
+                queue = kind.queue,
                 "worker stopped fetching; restarting"
             ),
             Err(e) => tracing::error!(
                 worker.id = %env.worker_id,
-                queue = queue.name(),
+                queue = kind.queue,
                 error = %e,
                 "worker failed; restarting"
             ),
         }
-        metrics::counter!("ccs_worker_restarts_total", "queue" => queue.name()).increment(1);
+        metrics::counter!("ccs_worker_restarts_total", "queue" => kind.queue).increment(1);
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(RESTART_DELAY) => {}
@@ -241,11 +222,27 @@ async fn supervise(
     }
 }
 
-/// One apalis worker for `queue`, until `stop`, an error, or its end.
-async fn run_queue(
+/// How a [`JobKind`] runs one apalis worker: [`work`] of its job type.
+pub(crate) type Work = for<'a> fn(
+    &'a Database,
+    &'a WorkerArgs,
+    Arc<WorkerEnv>,
+    CancellationToken,
+) -> BoxFuture<'a, Result<(), WorkerError>>;
+
+/// One apalis worker for job type `J`, until `stop`, an error, or its end.
+pub(crate) fn work<'a, J: Job>(
+    db: &'a Database,
+    args: &'a WorkerArgs,
+    env: Arc<WorkerEnv>,
+    stop: CancellationToken,
+) -> BoxFuture<'a, Result<(), WorkerError>> {
+    Box::pin(run_queue::<J>(db, args, env, stop))
+}
+
+async fn run_queue<J: Job>(
     db: &Database,
     args: &WorkerArgs,
-    queue: Queue,
     env: Arc<WorkerEnv>,
     stop: CancellationToken,
 ) -> Result<(), WorkerError> {
@@ -254,7 +251,7 @@ async fn run_queue(
     // Each worker gets a poll strategy of its own: apalis's `MultiStrategy`
     // clones share their strategies, and the first fetcher to start drains
     // them, which would leave another one never polling again.
-    let config = apalis_sql::config::Config::new(queue.name())
+    let config = apalis_sql::config::Config::new(J::QUEUE)
         .set_keep_alive(heartbeat.interval)
         .set_buffer_size(concurrency)
         .set_reenqueue_orphaned_after(heartbeat.dead_after())
@@ -267,87 +264,65 @@ async fn run_queue(
         stop.cancelled().await;
         Ok::<(), std::io::Error>(())
     };
-    macro_rules! run_worker {
-        ($storage:ident, $new:ident, $pool:expr) => {{
-            let builder = WorkerBuilder::new(env.worker_id.as_str());
-            match queue {
-                Queue::Executions => {
-                    builder
-                        .backend($storage::<ExecuteJob>::$new($pool, &config))
-                        .data(env.clone())
-                        .concurrency(concurrency)
-                        .build(execute_job)
-                        .run_until(signal)
-                        .await
-                }
-                Queue::WorkflowSteps => {
-                    builder
-                        .backend($storage::<WorkflowStepJob>::$new($pool, &config))
-                        .data(env.clone())
-                        .concurrency(concurrency)
-                        .build(workflow_step_job)
-                        .run_until(signal)
-                        .await
-                }
-            }
-        }};
-    }
+    let builder = WorkerBuilder::new(env.worker_id.as_str());
     match &db.queue {
         QueuePool::Sqlite(pool) => {
-            type S<T> = apalis_sqlite::SqliteStorage<T, (), ()>;
-            run_worker!(S, new_with_config, pool)
+            let storage = apalis_sqlite::SqliteStorage::<J, (), ()>::new_with_config(pool, &config);
+            builder
+                .backend(storage)
+                .data(env.clone())
+                .concurrency(concurrency)
+                .build(entry::<J>)
+                .run_until(signal)
+                .await
         }
         QueuePool::Postgres(pool) => {
             // LISTEN/NOTIFY: apalis's polling fetcher here backs off to
             // minutes when idle (see crate::queue::pg_wake).
-            type S<T> = apalis_postgres::PostgresStorage<T>;
-            run_worker!(S, new_with_notify, pool)
+            let storage = apalis_postgres::PostgresStorage::<J>::new_with_notify(pool, &config);
+            builder
+                .backend(storage)
+                .data(env.clone())
+                .concurrency(concurrency)
+                .build(entry::<J>)
+                .run_until(signal)
+                .await
         }
         QueuePool::MySql(pool) => {
-            type S<T> = apalis_mysql::MySqlStorage<T, (), ()>;
-            run_worker!(S, new_with_config, pool)
+            let storage = apalis_mysql::MySqlStorage::<J, (), ()>::new_with_config(pool, &config);
+            builder
+                .backend(storage)
+                .data(env.clone())
+                .concurrency(concurrency)
+                .build(entry::<J>)
+                .run_until(signal)
+                .await
         }
     }
 }
 
-/// The apalis job a handler runs: its id and the worker that claimed it.
-fn job_ref(task_id: &TaskId<ulid::Ulid>, worker: &WorkerContext) -> crate::queue::JobRef {
-    crate::queue::JobRef {
+/// The apalis entry point of every job kind: runs [`Job::run`] with the
+/// apalis job it came in (its id and the worker that claimed it).
+async fn entry<J: Job>(
+    job: J,
+    env: Data<Arc<WorkerEnv>>,
+    task_id: TaskId<ulid::Ulid>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let env: Arc<WorkerEnv> = (*env).clone();
+    let job_ref = crate::queue::JobRef {
         id: task_id.to_string(),
         claimed_by: worker.name().clone(),
-    }
-}
-
-/// The apalis entry point of [`crate::jobs::workflow_step`].
-async fn workflow_step_job(
-    job: WorkflowStepJob,
-    env: Data<Arc<WorkerEnv>>,
-    task_id: TaskId<ulid::Ulid>,
-    worker: WorkerContext,
-) -> Result<(), BoxDynError> {
-    let env: Arc<WorkerEnv> = (*env).clone();
-    let job_ref = job_ref(&task_id, &worker);
-    crate::jobs::workflow_step::handle(&job.workflow_id, job.step, &job_ref, env)
-        .await
-        .map_err(|e| {
-            tracing::warn!(workflow.id = %job.workflow_id, step = job.step, error = %e, "step job will be retried");
-            Box::new(e) as BoxDynError
-        })
-}
-
-/// The apalis entry point of [`crate::jobs::execute`].
-async fn execute_job(
-    job: ExecuteJob,
-    env: Data<Arc<WorkerEnv>>,
-    task_id: TaskId<ulid::Ulid>,
-    worker: WorkerContext,
-) -> Result<(), BoxDynError> {
-    let env: Arc<WorkerEnv> = (*env).clone();
-    let job_ref = job_ref(&task_id, &worker);
-    crate::jobs::execute::handle(&job.execution_id, &job_ref, env, None)
-        .await
-        .map_err(|e| {
-            tracing::warn!(execution.id = %job.execution_id, error = %e, "job will be retried");
-            Box::new(e) as BoxDynError
-        })
+    };
+    let payload = job.clone();
+    job.run(job_ref.clone(), env).await.map_err(|e| {
+        tracing::warn!(
+            queue = J::QUEUE,
+            job.id = %job_ref.id,
+            ?payload,
+            error = %e,
+            "job will be retried"
+        );
+        e.into()
+    })
 }

@@ -17,8 +17,11 @@ use anyhow::Context as _;
 use apalis::prelude::*;
 use apalis_core::backend::poll_strategy::{IntervalStrategy, StrategyBuilder};
 use ccs::db::{Database, QueuePool};
-use ccs::queue::{EXECUTIONS, ExecuteJob};
+use ccs::jobs::Job;
+use ccs::jobs::execute::ExecuteJob;
 use clap::Parser;
+
+const EXECUTIONS: &str = ExecuteJob::QUEUE;
 
 #[derive(Debug, Parser)]
 #[command(about = "A minimal apalis worker on ccs's queue, for benchmarks")]

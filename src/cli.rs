@@ -270,6 +270,7 @@ async fn serve_api(store: &Store, api: &ApiArgs, stop: CancellationToken) -> any
             max_prompt_bytes: api.max_prompt_bytes,
         },
         rate_limits: Arc::new(api.rate_limits.limiters()),
+        github_webhook_secret: api.github_webhook_secret.clone(),
     };
     let app = router(state, api.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(api.listen)
@@ -296,6 +297,7 @@ async fn serve_worker_health(
             max_prompt_bytes: 0,
         },
         rate_limits: Arc::new(crate::limits::rate::RateLimiters::disabled()),
+        github_webhook_secret: None,
     };
     let app = crate::http::health_router(state);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -22,6 +22,7 @@
 //! * [`project_config`] — `.claude/container.yaml` and `workflow.yaml`.
 //! * [`projects`] — registering a project (the API and `ccs project add`).
 //! * [`auth`] — API keys: generation, hashing, permissions.
+//! * [`github`] — GitHub webhooks: deliveries, triggers, answers.
 //! * [`http`] — the API process: router, handlers, errors.
 //! * [`telemetry`] — logging and Prometheus metrics.
 //! * [`workflows`] — multi-agent workflow runs as chains of step jobs.
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod executions;
+pub mod github;
 pub mod http;
 pub mod jobs;
 pub mod limits;

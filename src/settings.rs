@@ -63,6 +63,12 @@ pub struct ApiArgs {
     /// Ingestion rate limits (per API process).
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+
+    /// The secret of the GitHub webhook (or GitHub App): deliveries to
+    /// `POST /webhook/github` must be signed with it. Unset: that endpoint
+    /// answers 404. See docs/github.md.
+    #[arg(long, env = "CCS_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<crate::github::WebhookSecret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -159,6 +159,7 @@ async fn webhook_requests(service: &Service, args: &Args) -> anyhow::Result<(Loa
             max_prompt_bytes: 256 * 1024,
         },
         rate_limits: Arc::new(ccs::limits::rate::RateLimiters::disabled()),
+        github_webhook_secret: None,
     };
     let app = router(state, 1024 * 1024);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod executions;
 mod extract;
+mod github;
 mod health;
 mod notifications;
 mod projects;
@@ -39,12 +40,16 @@ pub struct AppState {
     pub limits: SubmitLimits,
     /// Ingestion rate limits, counted in this process's memory.
     pub rate_limits: Arc<RateLimiters>,
+    /// The secret GitHub signs deliveries with; `None`: `POST
+    /// /webhook/github` answers 404.
+    pub github_webhook_secret: Option<crate::github::WebhookSecret>,
 }
 
 /// Every route of the API.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let webhooks = Router::new()
         .route("/webhook/execute", post(webhooks::execute))
+        .route("/webhook/github", post(github::webhook))
         .layer(axum::middleware::from_fn(webhooks::count_requests));
     let api = Router::new()
         .route(

@@ -49,6 +49,7 @@
 //! again, up to [`Job::MAX_ATTEMPTS`] deliveries in all.
 
 pub mod execute;
+pub mod github_event;
 pub mod workflow_step;
 
 use std::fmt::Debug;

@@ -15,6 +15,7 @@
 //!   execution twice) and append log rows;
 //! * `tests/store_conformance.rs` runs every method against every backend.
 
+mod github;
 pub mod limits;
 mod models;
 mod queries;
@@ -27,6 +28,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 
 use crate::db::Backend;
+pub use github::*;
 pub use models::*;
 use queries::Queries;
 pub use workflows::*;

@@ -25,6 +25,7 @@ macro_rules! backend_sql {
             include_str!(concat!("sql/", $dir, "/workflows.sql")),
             include_str!(concat!("sql/", $dir, "/workers.sql")),
             include_str!(concat!("sql/", $dir, "/limits.sql")),
+            include_str!(concat!("sql/", $dir, "/github.sql")),
         ]
     };
 }

@@ -127,6 +127,8 @@ pub struct Options {
     pub runner: Option<Arc<dyn ccs::runner::Runner>>,
     /// The in-process worker's `--secrets-file`.
     pub secrets_file: Option<PathBuf>,
+    /// The API's `CCS_GITHUB_WEBHOOK_SECRET`.
+    pub github_webhook_secret: Option<String>,
 }
 
 impl Options {
@@ -149,6 +151,7 @@ impl Default for Options {
             rate_limits: Default::default(),
             runner: None,
             secrets_file: None,
+            github_webhook_secret: None,
         }
     }
 }
@@ -229,6 +232,10 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
             max_prompt_bytes: 16 * 1024,
         },
         rate_limits: Arc::new(options.rate_limits.limiters()),
+        github_webhook_secret: options
+            .github_webhook_secret
+            .as_deref()
+            .map(ccs::github::WebhookSecret::new),
     };
     let app = router(state, options.max_body_bytes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -148,13 +148,16 @@ impl Store {
             let job = crate::jobs::github_event::InboundEventJob {
                 delivery_id: new.delivery_id.clone(),
             };
-            self.insert_job(
-                &mut tx,
-                crate::jobs::github_event::QUEUE,
-                &job.encode(),
-                None,
-            )
-            .await?;
+            // The job row, as `insert_job` writes it; that helper takes a
+            // registered job kind, which this queue becomes with its handler.
+            sqlx::query(self.q("job_insert"))
+                .bind(job.encode())
+                .bind(ulid::Ulid::new().to_string())
+                .bind(crate::jobs::github_event::QUEUE)
+                .bind(crate::jobs::DEFAULT_MAX_ATTEMPTS)
+                .bind(None::<String>)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)

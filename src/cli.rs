@@ -10,8 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
-use crate::executions::SubmitLimits;
-use crate::http::{AppState, router};
+use crate::http::Server;
 use crate::runner::Runner;
 use crate::runner::process::ProcessRunner;
 use crate::settings::{ApiArgs, DatabaseArgs, RunnerKind, WorkerArgs};
@@ -139,24 +138,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             ensure_admin_key(&store).await?;
             let stop = shutdown_signal();
             let runner = build_runner(&worker, &cli.db).await?;
-            let worker_task = {
-                let db = db.clone();
-                let stop = stop.clone();
+            let server = serve_api(&store, &api, stop.clone()).await?;
+            let worker = {
+                let (db, stop) = (db.clone(), stop.clone());
                 tokio::spawn(async move { crate::worker::run(&db, &worker, runner, stop).await })
             };
-            serve_api(&store, &api, stop.clone()).await?;
-            worker_task.await.context("worker task")??;
+            supervise_up(server, worker, stop).await?;
         }
         Command::Serve { api } => {
             let stop = shutdown_signal();
-            serve_api(&store, &api, stop).await?;
+            serve_api(&store, &api, stop).await?.wait().await?;
         }
         Command::Worker { worker } => {
             let stop = shutdown_signal();
             let runner = build_runner(&worker, &cli.db).await?;
-            let health = serve_worker_health(&store, worker.worker_listen, stop.clone()).await?;
-            crate::worker::run(&db, &worker, runner, stop).await?;
-            health.abort();
+            let health = Server::bind(
+                worker.worker_listen,
+                crate::http::health_router(store.clone()),
+                stop.clone(),
+            )
+            .await?;
+            let result = crate::worker::run(&db, &worker, runner, stop.clone()).await;
+            stop.cancel();
+            health.wait().await?;
+            result?;
         }
         Command::ApiKey(ApiKeyCommand::Create {
             name,
@@ -263,51 +268,55 @@ async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Ar
     }
 }
 
-async fn serve_api(store: &Store, api: &ApiArgs, stop: CancellationToken) -> anyhow::Result<()> {
-    let state = AppState {
-        store: store.clone(),
-        limits: SubmitLimits {
-            max_prompt_bytes: api.max_prompt_bytes,
-        },
-        rate_limits: Arc::new(api.rate_limits.limiters()),
-        github_webhook_secret: api.github_webhook_secret.clone(),
-    };
-    let app = router(state, api.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind(api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", api.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "API listening");
-    println!("listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
-    Ok(())
+/// Binds the API ([`crate::http::app`]) on `api.listen` and serves it
+/// until `stop`.
+async fn serve_api(
+    store: &Store,
+    api: &ApiArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<Server> {
+    let server = Server::bind(api.listen, crate::http::app(store.clone(), api), stop).await?;
+    tracing::info!(addr = %server.addr, "API listening");
+    println!("listening on http://{}", server.addr);
+    Ok(server)
 }
 
-/// The worker's own `/healthz`, `/readyz` and `/metrics`.
-async fn serve_worker_health(
-    store: &Store,
-    addr: std::net::SocketAddr,
+/// `ccs up`: the API and the worker pool live and die together. When one
+/// of them stops before a shutdown was asked for (it failed to start, it
+/// failed, it panicked), the other is stopped too and `up` fails, so no
+/// API goes on accepting jobs that nobody runs.
+async fn supervise_up(
+    server: Server,
+    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
     stop: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let state = AppState {
-        store: store.clone(),
-        limits: SubmitLimits {
-            max_prompt_bytes: 0,
-        },
-        rate_limits: Arc::new(crate::limits::rate::RateLimiters::disabled()),
-        github_webhook_secret: None,
+) -> anyhow::Result<()> {
+    let worker_result = |joined: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+        joined
+            .context("the worker panicked")
+            .and_then(|r| r.context("the worker failed"))
     };
-    let app = crate::http::health_router(state);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    }))
+    let server_wait = server.wait();
+    tokio::pin!(server_wait);
+    tokio::pin!(worker);
+    tokio::select! {
+        api = &mut server_wait => {
+            let early = !stop.is_cancelled();
+            stop.cancel();
+            let worker = worker_result(worker.await);
+            api?;
+            worker?;
+            anyhow::ensure!(!early, "the API stopped; the worker was stopped with it");
+        }
+        joined = &mut worker => {
+            let early = !stop.is_cancelled();
+            stop.cancel();
+            let api = server_wait.await;
+            worker_result(joined)?;
+            api?;
+            anyhow::ensure!(!early, "the worker stopped; the API was stopped with it");
+        }
+    }
+    Ok(())
 }
 
 /// A token cancelled on SIGTERM or SIGINT.

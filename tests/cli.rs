@@ -88,6 +88,55 @@ fn admin_commands_print_what_scripts_need() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
 }
 
+/// `ccs up` with `args`, until it exits by itself (a guard of two minutes
+/// fails a process that keeps running): its status and stderr.
+async fn up_until_it_exits(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::from(ccs(dir.path()))
+        .arg("up")
+        .args(args)
+        .env("CCS_AGENT_COMMAND", test_agent())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("`ccs up` kept running")
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn up_fails_when_its_worker_cannot_start() {
+    // The API starts; the worker cannot read its secrets file.
+    let (status, stderr) = up_until_it_exits(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--secrets-file",
+        "/nonexistent/secrets",
+    ])
+    .await;
+    assert!(!status.success(), "{status:?} {stderr}");
+    assert!(stderr.contains("the worker failed"), "{stderr}");
+}
+
+#[tokio::test]
+async fn up_fails_when_its_api_cannot_listen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, stderr) = up_until_it_exits(&["--listen", &addr]).await;
+    assert!(!status.success(), "{status:?} {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_everything_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();

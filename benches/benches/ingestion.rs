@@ -1,6 +1,6 @@
 //! Ingestion: authenticated `POST /webhook/execute` → `202`, per backend.
 //!
-//! An in-process API (ccs's [`router`]) on 127.0.0.1 port 0 over a fresh,
+//! An in-process API (ccs's [`ccs::http::app`]) on 127.0.0.1 port 0 over a fresh,
 //! migrated database with no worker running: jobs just accumulate. 64
 //! keep-alive HTTP clients (reqwest) send a fixed number of requests after
 //! a warm-up; each phase is also bounded in time.
@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ccs::db::Backend;
-use ccs::executions::SubmitLimits;
-use ccs::http::{AppState, router};
+use ccs::http::Server;
+use ccs::settings::ApiArgs;
 use ccs_bench::cpu::{self, CpuMeter, CpuUse};
 use ccs_bench::databases::Servers;
 use ccs_bench::fixture::{POOL_SIZE, Service};
@@ -153,25 +153,21 @@ async fn baseline_inserts(service: &Service, args: &Args) -> anyhow::Result<(Loa
 
 /// Authenticated webhook submissions against an in-process API.
 async fn webhook_requests(service: &Service, args: &Args) -> anyhow::Result<(LoadResult, CpuUse)> {
-    let state = AppState {
-        store: service.store.clone(),
-        limits: SubmitLimits {
-            max_prompt_bytes: 256 * 1024,
-        },
-        rate_limits: Arc::new(ccs::limits::rate::RateLimiters::disabled()),
+    let api = ApiArgs {
+        listen: "127.0.0.1:0".parse()?,
+        max_body_bytes: 1024 * 1024,
+        max_prompt_bytes: 256 * 1024,
+        rate_limits: Default::default(),
         github_webhook_secret: None,
     };
-    let app = router(state, 1024 * 1024);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = Server::bind(
+        api.listen,
+        ccs::http::app(service.store.clone(), &api),
+        stop.clone(),
+    )
+    .await?;
+    let addr = server.addr;
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(args.concurrency)
@@ -211,8 +207,8 @@ async fn webhook_requests(service: &Service, args: &Args) -> anyhow::Result<(Loa
     let meter = CpuMeter::start(service.db.backend);
     let result = load::run(args.load(), move |i| submit(i)).await;
     let cpu = meter.finish();
-    let _ = stop.send(());
-    server.await??;
+    stop.cancel();
+    server.wait().await?;
     Ok((result, cpu))
 }
 

@@ -1,18 +1,19 @@
 //! `/healthz` (the process lives), `/readyz` (the database answers) and
 //! `/metrics` (Prometheus text format).
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
-use super::State;
+use crate::store::Store;
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-pub async fn readyz(axum::extract::State(state): State) -> impl IntoResponse {
-    match state.store.ping().await {
+pub async fn readyz(State(store): State<Store>) -> impl IntoResponse {
+    match store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -21,8 +22,8 @@ pub async fn readyz(axum::extract::State(state): State) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(axum::extract::State(state): State) -> impl IntoResponse {
-    crate::telemetry::refresh_queue_depth(&state.store).await;
+pub async fn metrics(State(store): State<Store>) -> impl IntoResponse {
+    crate::telemetry::refresh_queue_depth(&store).await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::prometheus().render(),

@@ -4,6 +4,12 @@
 //! map the result. Every route is listed in [`router`]. Nothing here runs
 //! an agent or keeps state between requests; a `202` means the job is
 //! committed to the database.
+//!
+//! **One builder.** [`app`] builds the production router and its
+//! [`AppState`] from the API's settings ([`ApiArgs`]); `ccs serve`, `ccs up`
+//! and the tests' `spawn_app` all serve what it returns, through
+//! [`Server::bind`]. A worker serves [`health_router`]: the same health and
+//! metrics handlers over the store alone.
 
 mod api_keys;
 mod budget;
@@ -19,16 +25,20 @@ mod queues;
 mod webhooks;
 mod workflows;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
 use crate::executions::SubmitLimits;
 use crate::limits::rate::RateLimiters;
+use crate::settings::ApiArgs;
 use crate::store::Store;
 
 /// The API's state, shared by every request.
@@ -45,8 +55,34 @@ pub struct AppState {
     pub github_webhook_secret: Option<crate::github::WebhookSecret>,
 }
 
+impl AppState {
+    /// The state of an API process configured by `api`.
+    pub fn new(store: Store, api: &ApiArgs) -> Self {
+        Self {
+            store,
+            limits: SubmitLimits {
+                max_prompt_bytes: api.max_prompt_bytes,
+            },
+            rate_limits: Arc::new(api.rate_limits.limiters()),
+            github_webhook_secret: api.github_webhook_secret.clone(),
+        }
+    }
+}
+
+/// The health handlers need the store alone, in the API and in a worker.
+impl FromRef<Arc<AppState>> for Store {
+    fn from_ref(state: &Arc<AppState>) -> Store {
+        state.store.clone()
+    }
+}
+
+/// The production API configured by `api`: every route over its state.
+pub fn app(store: Store, api: &ApiArgs) -> Router {
+    router(AppState::new(store, api), api.max_body_bytes)
+}
+
 /// Every route of the API.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+fn router(state: AppState, max_body_bytes: usize) -> Router {
     let webhooks = Router::new()
         .route("/webhook/execute", post(webhooks::execute))
         .route("/webhook/github", post(github::webhook))
@@ -86,12 +122,48 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 /// Health and metrics only: what a worker process serves.
-pub fn health_router(state: AppState) -> Router {
+pub fn health_router(store: Store) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .with_state(Arc::new(state))
+        .with_state(store)
+}
+
+/// An HTTP server, bound and serving until its `stop` token fires.
+pub struct Server {
+    /// The address it listens on (the real port when asked for port 0).
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds `addr` and serves `app` until `stop` fires (graceful: running
+    /// requests finish). Fails when the address cannot be bound.
+    pub async fn bind(
+        addr: SocketAddr,
+        app: Router,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// Waits until the server has stopped; an error if it failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .context("the HTTP server panicked")?
+            .context("the HTTP server failed")
+    }
 }
 
 type State = axum::extract::State<Arc<AppState>>;

@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccs::db::{Backend, Database};
-use ccs::executions::SubmitLimits;
-use ccs::http::{AppState, router};
+use ccs::http::Server;
 use ccs::runner::process::ProcessRunner;
-use ccs::settings::{RunnerKind, WorkerArgs};
+use ccs::settings::{ApiArgs, RunnerKind, WorkerArgs};
 use ccs::store::{Permission, Store};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -226,26 +225,24 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
     .await
     .expect("project");
     let stop = CancellationToken::new();
-    let state = AppState {
-        store: store.clone(),
-        limits: SubmitLimits {
-            max_prompt_bytes: 16 * 1024,
-        },
-        rate_limits: Arc::new(options.rate_limits.limiters()),
+    let api = ApiArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes: options.max_body_bytes,
+        max_prompt_bytes: 16 * 1024,
+        rate_limits: options.rate_limits.clone(),
         github_webhook_secret: options
             .github_webhook_secret
             .as_deref()
             .map(ccs::github::WebhookSecret::new),
     };
-    let app = router(state, options.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let api_stop = stop.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { api_stop.cancelled().await })
-            .await;
-    });
+    let server = Server::bind(
+        api.listen,
+        ccs::http::app(store.clone(), &api),
+        stop.clone(),
+    )
+    .await
+    .expect("bind the API");
+    let addr = server.addr;
     let work_dir = tempfile::tempdir().expect("tempdir");
     let worker = if options.in_process_worker {
         let mut args = worker_args(work_dir.path());

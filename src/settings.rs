@@ -311,7 +311,22 @@ pub struct LimitArgs {
     /// (default: Anthropic's list prices).
     #[arg(long, env = "CCS_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
+
+    /// The longest line of agent output kept, in bytes: a longer line is
+    /// cut there and marked (`…[line cut: longer than N bytes]`), the rest
+    /// dropped unread into memory.
+    #[arg(long, env = "CCS_MAX_LINE_BYTES", default_value_t = crate::runner::lines::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// The most agent output stored per execution, in bytes: past it the
+    /// log says so and stores no more of the agent's lines (the run goes
+    /// on; its cost and result are still read).
+    #[arg(long, env = "CCS_MAX_LOG_BYTES", default_value_t = DEFAULT_MAX_LOG_BYTES)]
+    pub max_log_bytes: u64,
 }
+
+/// `--max-log-bytes` by default: 64 MiB.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for LimitArgs {
     fn default() -> Self {
@@ -326,6 +341,8 @@ impl Default for LimitArgs {
             when_over_budget: OverBudgetPolicy::Wait,
             admission_retry: Duration::from_secs(2),
             price_table: None,
+            max_line_bytes: crate::runner::lines::DEFAULT_MAX_LINE_BYTES,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
     }
 }

@@ -708,4 +708,7 @@ async fn a_reported_cost_is_checked(backend: Backend) {
     app.shutdown().await;
 }
 
-backend_tests!(a_reported_cost_is_checked, super::a_reported_cost_is_checked);
+backend_tests!(
+    a_reported_cost_is_checked,
+    super::a_reported_cost_is_checked
+);

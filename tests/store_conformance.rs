@@ -125,20 +125,17 @@ async fn execution_lifecycle(backend: Backend) {
     let again = s.start_execution(&e.id, "w2").await.unwrap().unwrap();
     assert_eq!(again.attempts, 2);
 
+    let line = |seq: i64| LogLine {
+        seq,
+        at: 1_700_000_000_000 + seq,
+        kind: "assistant".into(),
+        text: format!("line {seq} ✓"),
+    };
     for seq in 1..=3 {
-        s.append_log(
-            &e.id,
-            2,
-            &LogLine {
-                seq,
-                at: 1_700_000_000_000 + seq,
-                kind: "assistant".into(),
-                text: format!("line {seq} ✓"),
-            },
-        )
-        .await
-        .unwrap();
+        assert!(s.append_log(&e.id, 2, &line(seq)).await.unwrap());
     }
+    // Attempt 1 was overtaken by attempt 2: its writes fail the fence.
+    assert!(!s.append_log(&e.id, 1, &line(4)).await.unwrap());
     assert_eq!(s.next_log_seq(&e.id).await.unwrap(), 4);
     let logs = s.logs(&e.id, 1, 10).await.unwrap();
     assert_eq!(logs.len(), 2);
@@ -157,11 +154,15 @@ async fn execution_lifecycle(backend: Backend) {
         validation: Some(r#"{"passed":true,"tests":{"exitCode":0,"durationMs":12}}"#.into()),
         changes: Some(vec![0, 1, 2, 255]),
     };
-    assert!(s.finish_execution(&e.id, &outcome).await.unwrap());
-    // The first outcome stands; a job that runs again changes nothing.
     let mut other = outcome.clone();
     other.status = ExecutionStatus::Failed;
-    assert!(!s.finish_execution(&e.id, &other).await.unwrap());
+    // A stale attempt cannot record an outcome.
+    assert!(!s.finish_execution(&e.id, 1, &other).await.unwrap());
+    assert!(s.finish_execution(&e.id, 2, &outcome).await.unwrap());
+    // The first outcome stands; a job that runs again changes nothing.
+    assert!(!s.finish_execution(&e.id, 2, &other).await.unwrap());
+    // Nothing is written to a finished execution's log.
+    assert!(!s.append_log(&e.id, 2, &line(9)).await.unwrap());
     assert!(s.start_execution(&e.id, "w3").await.unwrap().is_none());
     let done = s.execution(&e.id).await.unwrap().unwrap();
     assert_eq!(done.status, ExecutionStatus::Succeeded);

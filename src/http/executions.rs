@@ -166,6 +166,10 @@ pub async fn get(
     Ok(Json(to_json(&execution)))
 }
 
+/// The most log text one `GET …/logs` answers with (one row more when the
+/// first row alone is longer); `nextAfter` then says where to go on.
+pub const LOG_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogsQuery {
@@ -182,12 +186,16 @@ pub async fn logs(
     caller.require(Permission::Read)?;
     find(&state, &id).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let logs = state.store.logs(&id, q.after.unwrap_or(0), limit).await?;
+    let (logs, cut) = state
+        .store
+        .log_page(&id, q.after.unwrap_or(0), limit, LOG_PAGE_BYTES)
+        .await?;
+    let next_after = cut.then(|| logs.last().map(|l| l.seq)).flatten();
     let logs: Vec<Value> = logs
         .iter()
         .map(|l| json!({ "seq": l.seq, "at": rfc3339(l.at), "kind": l.kind, "text": l.text }))
         .collect();
-    Ok(Json(json!({ "logs": logs })))
+    Ok(Json(json!({ "logs": logs, "nextAfter": next_after })))
 }
 
 pub async fn cancel(

@@ -15,7 +15,7 @@ mod api_keys;
 mod budget;
 mod error;
 mod events;
-mod executions;
+pub mod executions;
 mod extract;
 mod github;
 mod health;

@@ -74,6 +74,10 @@ impl super::Job for ExecuteJob {
     }
 }
 
+/// Output lines waiting between the runner and the log writer (each at
+/// most `--max-line-bytes`).
+const OUTPUT_QUEUE: usize = 32;
+
 /// How often a running execution checks whether it was cancelled.
 pub const CANCEL_POLL: Duration = Duration::from_millis(500);
 
@@ -84,6 +88,11 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error("worker shutting down; execution handed back")]
     ShuttingDown,
+    /// A write of this attempt failed its fence: the execution is no
+    /// longer `running` on this attempt (a newer attempt took it over, or
+    /// it ended). The attempt's agent is stopped; the job is done here.
+    #[error("attempt {0} lost its fence: the execution moved on without it")]
+    FenceLost(i64),
 }
 
 /// Why the handler stopped the agent.
@@ -115,10 +124,32 @@ pub async fn handle(
         return Ok(());
     };
     let started = std::time::Instant::now();
-    let outcome = run(&execution, ceiling_usd, &env, gate.as_ref()).await?;
+    let outcome = match run(&execution, ceiling_usd, &env, gate.as_ref()).await {
+        Ok(outcome) => outcome,
+        Err(JobError::FenceLost(attempt)) => {
+            tracing::warn!(execution.id = %execution.id, attempt, "attempt lost its fence; agent stopped");
+            return Ok(());
+        }
+        Err(e) if execution.attempts >= i64::from(crate::queue::MAX_ATTEMPTS) => {
+            // No attempt is left to retry with: the execution ends here,
+            // releasing its slot and settling its reservation.
+            Outcome::ended(
+                ExecutionStatus::Failed,
+                &format!(
+                    "gave up after {} attempts; the last one failed: {e}",
+                    execution.attempts
+                ),
+            )
+        }
+        Err(e) => return Err(e),
+    };
     let status = outcome.status;
     let cost = outcome.cost_usd.unwrap_or_default();
-    if env.store.finish_execution(&execution.id, &outcome).await? {
+    if env
+        .store
+        .finish_execution(&execution.id, execution.attempts, &outcome)
+        .await?
+    {
         metrics::counter!("ccs_executions_finished_total", "status" => status.as_str())
             .increment(1);
         crate::telemetry::record_cost(cost);
@@ -189,11 +220,22 @@ async fn run(
         )
         .await?;
 
-    let (tx, mut rx) = mpsc::channel::<OutputLine>(256);
+    // Lines are at most `max_line_bytes`: a short queue bounds what waits.
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(OUTPUT_QUEUE);
     let stop = CancellationToken::new();
+    // However this function is left — an error, a lost fence, a panic, the
+    // apalis worker dropping the handler — the agent is stopped.
+    let _stop_on_exit = stop.clone().drop_guard();
+    // An earlier attempt of this execution still running in this process
+    // (its apalis worker was replaced, its job handed back) is stopped, and
+    // its runner has ended, before this attempt's agent starts.
+    let (_local, alive) = LocalAttempt::take_over(&execution.id, execution.attempts, &stop).await;
     let runner = env.runner.clone();
     let run_stop = stop.clone();
-    let mut agent = tokio::spawn(async move { runner.run(spec, tx, run_stop).await });
+    let mut agent = tokio::spawn(async move {
+        let _alive = alive;
+        runner.run(spec, tx, run_stop).await
+    });
 
     let mut estimator = CostEstimator::new(env.prices.clone());
     let mut result: Option<ResultMsg> = None;
@@ -296,8 +338,10 @@ async fn run(
         }
         outcome.validation = serde_json::to_string(&report).ok();
     }
-    outcome.result = log.masker.mask_opt(outcome.result);
-    outcome.error = log.masker.mask_opt(outcome.error);
+    // NUL (a JSON `\u0000`) is refused by PostgreSQL's TEXT.
+    let no_nul = |s: Option<String>| s.map(|s| s.replace('\0', "\u{FFFD}"));
+    outcome.result = no_nul(log.masker.mask_opt(outcome.result));
+    outcome.error = no_nul(log.masker.mask_opt(outcome.error));
     log.note(&format!("run ended: {}", outcome.status.as_str()))
         .await?;
     Ok(outcome)
@@ -309,7 +353,7 @@ async fn observe(
     estimator: &mut CostEstimator,
     result: &mut Option<ResultMsg>,
     log: &mut Logger<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), JobError> {
     let kind = match line.stream {
         Stream::Stdout => {
             let event = parse_line(&line.text);
@@ -319,9 +363,12 @@ async fn observe(
                     // later one (a second cost, a changed verdict) is only
                     // logged.
                     log.line("result", &line.text).await?;
-                    return log
-                        .note("a second result line was ignored: the first one stands")
-                        .await;
+                    if !log.noted_extra_result {
+                        log.noted_extra_result = true;
+                        log.note("a second result line was ignored: the first one stands")
+                            .await?;
+                    }
+                    return Ok(());
                 }
                 *result = Some(r.clone());
             }
@@ -457,6 +504,7 @@ fn prepare(
         checks,
         base_changes,
         keep_changes: execution.workflow_id.is_some(),
+        max_line_bytes: env.limits.max_line_bytes,
     };
     Ok(Prepared {
         spec,
@@ -627,14 +675,103 @@ impl Outcome {
     }
 }
 
+/// The attempts whose agents run in this process, by execution id.
+static LOCAL_ATTEMPTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, LocalEntry>>,
+> = std::sync::LazyLock::new(Default::default);
+
+struct LocalEntry {
+    attempt: i64,
+    /// Stops that attempt's agent.
+    stop: CancellationToken,
+    /// Held by that attempt's runner task until it has ended.
+    alive: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// This process's claim on an execution for one attempt; dropping it
+/// forgets the attempt (unless a newer one took over).
+struct LocalAttempt {
+    execution_id: String,
+    attempt: i64,
+}
+
+impl LocalAttempt {
+    /// Makes `attempt` the one running `execution_id` in this process: an
+    /// earlier attempt's agent here is stopped, and this waits until its
+    /// runner has ended (agent and everything it started gone). Returns the
+    /// claim and the guard the new runner task holds while it runs.
+    async fn take_over(
+        execution_id: &str,
+        attempt: i64,
+        stop: &CancellationToken,
+    ) -> (Self, tokio::sync::OwnedMutexGuard<()>) {
+        let (previous, alive) = {
+            let mut map = LOCAL_ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get_mut(execution_id) {
+                Some(entry) => {
+                    entry.attempt = attempt;
+                    let previous = std::mem::replace(&mut entry.stop, stop.clone());
+                    (Some(previous), entry.alive.clone())
+                }
+                None => {
+                    let alive = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(
+                        execution_id.to_owned(),
+                        LocalEntry {
+                            attempt,
+                            stop: stop.clone(),
+                            alive: alive.clone(),
+                        },
+                    );
+                    (None, alive)
+                }
+            }
+        };
+        if let Some(previous) = previous {
+            tracing::warn!(
+                execution.id = %execution_id,
+                attempt,
+                "an earlier attempt of this execution still runs here: stopping it first"
+            );
+            previous.cancel();
+        }
+        let held = alive.lock_owned().await;
+        let claim = Self {
+            execution_id: execution_id.to_owned(),
+            attempt,
+        };
+        (claim, held)
+    }
+}
+
+impl Drop for LocalAttempt {
+    fn drop(&mut self) {
+        let mut map = LOCAL_ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+        if map
+            .get(&self.execution_id)
+            .is_some_and(|e| e.attempt == self.attempt)
+        {
+            map.remove(&self.execution_id);
+        }
+    }
+}
+
 /// Appends an execution's log rows with consecutive sequence numbers,
-/// secret values masked.
+/// secret values masked. The agent's lines (everything the runner sends)
+/// are stored up to `--max-log-bytes` per attempt; the handler's own notes
+/// always are (they are few, and say what happened).
 struct Logger<'a> {
     env: &'a WorkerEnv,
     execution_id: &'a str,
     attempt: i64,
     seq: i64,
     masker: Masker,
+    /// Bytes of the agent's output stored so far.
+    stored_bytes: u64,
+    /// The volume cap was reached: the agent's lines are no longer stored.
+    full: bool,
+    /// The note on a second `result` line was written.
+    noted_extra_result: bool,
 }
 
 impl<'a> Logger<'a> {
@@ -645,26 +782,55 @@ impl<'a> Logger<'a> {
             attempt: execution.attempts,
             seq: env.store.next_log_seq(&execution.id).await?,
             masker: Masker::default(),
+            stored_bytes: 0,
+            full: false,
+            noted_extra_result: false,
         })
     }
 
-    async fn line(&mut self, kind: &str, text: &str) -> Result<(), StoreError> {
+    /// Stores a line of the agent's output, while the volume cap allows.
+    async fn line(&mut self, kind: &str, text: &str) -> Result<(), JobError> {
+        if self.full {
+            return Ok(());
+        }
+        let text = self.masker.mask(text).into_owned();
+        let max = self.env.limits.max_log_bytes;
+        if self.stored_bytes + text.len() as u64 > max {
+            self.full = true;
+            return self
+                .note(&format!(
+                    "this run's output reached the log limit of {max} bytes                      (--max-log-bytes): no more of it is stored; the run goes on"
+                ))
+                .await;
+        }
+        self.stored_bytes += text.len() as u64;
+        self.store(kind, text).await
+    }
+
+    async fn note(&mut self, text: &str) -> Result<(), JobError> {
+        let text = self.masker.mask(text).into_owned();
+        self.store("ccs", text).await
+    }
+
+    /// Writes one row, fenced by the attempt: a row the fence refuses
+    /// means this attempt must stop ([`JobError::FenceLost`]).
+    async fn store(&mut self, kind: &str, text: String) -> Result<(), JobError> {
         let line = LogLine {
             seq: self.seq,
             at: now_ms(),
             kind: kind.to_owned(),
-            text: self.masker.mask(text).into_owned(),
+            text,
         };
-        self.env
+        if !self
+            .env
             .store
             .append_log(self.execution_id, self.attempt, &line)
-            .await?;
+            .await?
+        {
+            return Err(JobError::FenceLost(self.attempt));
+        }
         self.seq += 1;
         Ok(())
-    }
-
-    async fn note(&mut self, text: &str) -> Result<(), StoreError> {
-        self.line("ccs", text).await
     }
 }
 
@@ -822,7 +988,10 @@ mod tests {
         // Negative, or over twice the ceiling: the estimate ($0.15), and why.
         for (cost, why) in [("-1000", "is negative"), ("2.01", "2× this run's ceiling")] {
             match trusted_cost(Some(&with_cost(cost)), &est, 1.0) {
-                Cost::Refused { estimate, why: text } => {
+                Cost::Refused {
+                    estimate,
+                    why: text,
+                } => {
                     assert_eq!(estimate, 10000.0 * 15.0 / 1e6);
                     assert!(text.contains(why), "{text}");
                 }

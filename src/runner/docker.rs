@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use super::changes;
 use super::checks::{self, CheckRun};
 use super::egress_proxy::{EgressPolicy, EgressProxy, Subnet};
+use super::lines::BoundedLines;
 use super::{
     Leftover, LeftoverKind, OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream, workspace,
 };
@@ -356,7 +357,14 @@ impl DockerRunner {
             ..Default::default()
         };
         let agent = self
-            .run_container(res, &name, body.clone(), lines.clone(), &stop)
+            .run_container(
+                res,
+                &name,
+                body.clone(),
+                lines.clone(),
+                &stop,
+                spec.max_line_bytes,
+            )
             .await?;
         let cumulative =
             workspace::list_changes(spec.project_dir.clone(), workspace_dir.clone()).await;
@@ -392,7 +400,7 @@ impl DockerRunner {
                 let check_name = format!("{name}-{}", kind.as_str());
                 let (tx, tail) = checks::relay(lines.clone());
                 let ran = self
-                    .run_container(res, &check_name, check_body, tx, &stop)
+                    .run_container(res, &check_name, check_body, tx, &stop, spec.max_line_bytes)
                     .await;
                 let tail = tail.await.unwrap_or_default();
                 checks.push(match ran {
@@ -435,6 +443,7 @@ impl DockerRunner {
         body: ContainerCreateBody,
         lines: mpsc::Sender<OutputLine>,
         stop: &CancellationToken,
+        max_line: usize,
     ) -> Result<ContainerExit, RunnerError> {
         self.create_container(name, body).await?;
         res.containers.push(name.to_owned());
@@ -455,7 +464,7 @@ impl DockerRunner {
             )
             .await
             .map_err(|e| RunnerError::Start(format!("cannot attach to the container: {e}")))?;
-        let forwarder = tokio::spawn(forward(attach.output, lines));
+        let forwarder = tokio::spawn(forward(attach.output, max_line, lines));
 
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();
@@ -770,6 +779,27 @@ impl Runner for DockerRunner {
         lines: mpsc::Sender<OutputLine>,
         stop: CancellationToken,
     ) -> Result<RunExit, RunnerError> {
+        // A retry never starts while an earlier attempt's container still
+        // runs on this host (its worker died, or its handler was dropped):
+        // what is labelled with this execution and another attempt goes.
+        let mut earlier: Vec<Leftover> = self
+            .leftovers()
+            .await?
+            .into_iter()
+            .filter(|l| {
+                l.execution_id == spec.execution_id && l.attempt != spec.attempt.to_string()
+            })
+            .collect();
+        earlier.sort_by_key(|l| l.kind);
+        for leftover in &earlier {
+            tracing::warn!(
+                execution.id = %spec.execution_id,
+                attempt = %leftover.attempt,
+                "removing an earlier attempt's {:?} before this attempt starts",
+                leftover.kind
+            );
+            self.remove_leftover(leftover).await?;
+        }
         let mut res = RunResources::default();
         let result = self.run_in(&mut res, spec, lines, stop).await;
         self.clean_up(res).await;
@@ -902,16 +932,18 @@ async fn note(lines: &mpsc::Sender<OutputLine>, text: String) {
         .await;
 }
 
-/// Sends the container's output to `lines`, one line at a time, per stream.
+/// Sends the container's output to `lines`, one line at a time, per stream,
+/// each at most `max_line` bytes ([`BoundedLines`]).
 async fn forward(
     mut output: std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, DockerError>> + Send>,
     >,
+    max_line: usize,
     lines: mpsc::Sender<OutputLine>,
 ) {
     use bollard::container::LogOutput;
-    let mut out = LineBuffer::default();
-    let mut err = LineBuffer::default();
+    let mut out = BoundedLines::new(max_line);
+    let mut err = BoundedLines::new(max_line);
     while let Some(Ok(chunk)) = output.next().await {
         let (buffer, stream) = match chunk {
             LogOutput::StdErr { .. } => (&mut err, Stream::Stderr),
@@ -931,45 +963,9 @@ async fn forward(
     }
 }
 
-/// Splits a byte stream into lines (invalid UTF-8 replaced).
-#[derive(Default)]
-struct LineBuffer {
-    pending: Vec<u8>,
-}
-
-impl LineBuffer {
-    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.pending.extend_from_slice(bytes);
-        let mut lines = Vec::new();
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            lines.push(String::from_utf8_lossy(&line).trim_end().to_owned());
-        }
-        lines
-    }
-
-    fn finish(self) -> Option<String> {
-        (!self.pending.is_empty())
-            .then(|| String::from_utf8_lossy(&self.pending).trim_end().to_owned())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_reassembled_across_chunks() {
-        let mut b = LineBuffer::default();
-        assert!(b.push(b"{\"type\":").is_empty());
-        assert_eq!(
-            b.push(b"\"x\"}\nsecond\r\nthi"),
-            ["{\"type\":\"x\"}", "second"]
-        );
-        assert_eq!(b.push(b"rd\n"), ["third"]);
-        assert_eq!(b.push(b"tail"), Vec::<String>::new());
-        assert_eq!(b.finish().as_deref(), Some("tail"));
-    }
 
     #[test]
     fn users_and_ids() {

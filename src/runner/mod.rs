@@ -25,6 +25,7 @@ pub mod changes;
 pub mod checks;
 pub mod docker;
 pub mod egress_proxy;
+pub mod lines;
 pub mod mcp_catalog;
 pub mod orphans;
 pub mod process;
@@ -74,6 +75,9 @@ pub struct RunSpec {
     /// Pack the workspace's changes after a clean exit, for the next step
     /// (workflow steps).
     pub keep_changes: bool,
+    /// The longest output line passed on; longer ones are cut
+    /// ([`lines::BoundedLines`]).
+    pub max_line_bytes: usize,
 }
 
 /// Options turned into the agent's command-line arguments.

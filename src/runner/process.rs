@@ -19,12 +19,12 @@ use std::time::Instant;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::checks::{self, CheckRun};
+use super::lines::forward;
 use super::{OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream};
 
 /// Runs the agent command as a local child process.
@@ -106,7 +106,8 @@ impl ProcessRunner {
         let mut cmd = self.command_in(program, &workspace, &home, &spec.env);
         cmd.args(leading)
             .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()));
-        let agent = run_child(cmd, program, lines.clone(), &stop).await?;
+        let max_line = spec.max_line_bytes;
+        let agent = run_child(cmd, program, lines.clone(), &stop, max_line).await?;
         let cumulative =
             super::workspace::list_changes(project_dir.clone(), workspace.clone()).await;
         let changed_files =
@@ -133,7 +134,7 @@ impl ProcessRunner {
                 let mut cmd = self.command_in("sh", &workspace, &home, &spec.env);
                 cmd.arg("-c").arg(command);
                 let (tx, tail) = checks::relay(lines.clone());
-                let ran = run_child(cmd, "sh", tx, &stop).await;
+                let ran = run_child(cmd, "sh", tx, &stop, max_line).await;
                 let tail = tail.await.unwrap_or_default();
                 checks.push(match ran {
                     Ok(child) => CheckRun {
@@ -210,6 +211,7 @@ async fn run_child(
     program: &str,
     lines: mpsc::Sender<OutputLine>,
     stop: &CancellationToken,
+    max_line: usize,
 ) -> Result<ChildExit, RunnerError> {
     let started = Instant::now();
     let mut child = cmd
@@ -218,8 +220,8 @@ async fn run_child(
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let out_task = tokio::spawn(forward(stdout, Stream::Stdout, lines.clone()));
-    let err_task = tokio::spawn(forward(stderr, Stream::Stderr, lines));
+    let out_task = tokio::spawn(forward(stdout, Stream::Stdout, max_line, lines.clone()));
+    let err_task = tokio::spawn(forward(stderr, Stream::Stderr, max_line, lines));
 
     let mut stopped = false;
     let status = tokio::select! {
@@ -239,29 +241,6 @@ async fn run_child(
         stopped,
         duration: started.elapsed(),
     })
-}
-
-/// Sends each line of `pipe` to `lines`; invalid UTF-8 is replaced.
-async fn forward(
-    pipe: Option<impl AsyncRead + Unpin>,
-    stream: Stream,
-    lines: mpsc::Sender<OutputLine>,
-) {
-    let Some(pipe) = pipe else { return };
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                if lines.send(OutputLine { stream, text }).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 fn kill_group(pgid: Option<Pid>) {

@@ -354,11 +354,18 @@ impl Store {
         self.execution(id).await
     }
 
-    /// Records the end of a run. Only a `running` execution can finish, so
-    /// the first outcome recorded is the one that stands. In the same
+    /// Records the end of attempt `attempt` of a run. Only a `running`
+    /// execution still on that attempt can finish (the attempt's **fence**:
+    /// a stale attempt, overtaken by a newer one, records nothing), so the
+    /// first outcome recorded is the one that stands. In the same
     /// transaction the execution's budget reservation settles to its cost
     /// (see [`limits`]), so it settles exactly once.
-    pub async fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<bool> {
+    pub async fn finish_execution(
+        &self,
+        id: &str,
+        attempt: i64,
+        outcome: &Outcome,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(self.q("execution_finish"))
             .bind(outcome.status.as_str())
@@ -373,6 +380,7 @@ impl Store {
             .bind(&outcome.validation)
             .bind(now_ms())
             .bind(id)
+            .bind(attempt)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -463,17 +471,27 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>(0)?.map_or(1, |m| m + 1))
     }
 
-    pub async fn append_log(&self, execution_id: &str, attempt: i64, line: &LogLine) -> Result<()> {
-        sqlx::query(self.q("log_insert"))
+    /// Appends a log row of attempt `attempt`, if the execution is still
+    /// `running` on that attempt (its fence); `false` when it is not — the
+    /// attempt was overtaken or the execution ended, and must stop.
+    pub async fn append_log(
+        &self,
+        execution_id: &str,
+        attempt: i64,
+        line: &LogLine,
+    ) -> Result<bool> {
+        let mut q = sqlx::query(self.q("log_insert"))
             .bind(execution_id)
             .bind(attempt)
             .bind(line.seq)
             .bind(line.at)
             .bind(&line.kind)
-            .bind(&line.text)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .bind(&line.text);
+        if self.backend != Backend::Postgres {
+            // `?` placeholders cannot be repeated.
+            q = q.bind(execution_id).bind(attempt);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
     pub async fn logs(
@@ -489,6 +507,43 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(LogLine::from_row).collect()
+    }
+
+    /// One page of an execution's log: the rows after `after_seq`, at most
+    /// `limit` of them and no more text than `max_bytes` (but always at
+    /// least one row). Read a few rows at a time, so a page of long lines
+    /// never holds more than `max_bytes` plus a few rows in memory. The
+    /// second value: whether the page was cut (more rows may follow).
+    pub async fn log_page(
+        &self,
+        execution_id: &str,
+        after_seq: i64,
+        limit: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<LogLine>, bool)> {
+        const BATCH: i64 = 16;
+        let mut page: Vec<LogLine> = Vec::new();
+        let mut bytes = 0;
+        let mut after = after_seq;
+        loop {
+            let want = BATCH.min(limit - page.len() as i64);
+            if want <= 0 {
+                return Ok((page, true));
+            }
+            let rows = self.logs(execution_id, after, want).await?;
+            let last = rows.len() < want as usize;
+            for row in rows {
+                if !page.is_empty() && bytes + row.text.len() > max_bytes {
+                    return Ok((page, true));
+                }
+                bytes += row.text.len();
+                after = row.seq;
+                page.push(row);
+            }
+            if last {
+                return Ok((page, false));
+            }
+        }
     }
 
     // ----- queue ----------------------------------------------------------

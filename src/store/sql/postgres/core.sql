@@ -57,7 +57,7 @@ WHERE id = $3 AND status IN ('queued', 'running');
 UPDATE executions
 SET status = $1, result = $2, error = $3, cost_usd = $4, cost_estimated = $5, num_turns = $6,
     session_id = $7, exit_code = $8, duration_ms = $9, validation = $10, finished_at = $11
-WHERE id = $12 AND status = 'running';
+WHERE id = $12 AND attempts = $13 AND status = 'running';
 
 -- name: execution_cancel_queued
 UPDATE executions
@@ -77,7 +77,8 @@ SELECT status, COUNT(*) FROM executions GROUP BY status;
 SELECT MAX(seq) FROM logs WHERE execution_id = $1;
 
 -- name: log_insert
-INSERT INTO logs (execution_id, attempt, seq, at, kind, text) VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO logs (execution_id, attempt, seq, at, kind, text)
+SELECT $1, $2, $3, $4, $5, $6 FROM executions WHERE id = $1 AND attempts = $2 AND status = 'running';
 
 -- name: log_list
 SELECT seq, at, kind, text FROM logs WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;

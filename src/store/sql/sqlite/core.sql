@@ -57,7 +57,7 @@ WHERE id = ? AND status IN ('queued', 'running');
 UPDATE executions
 SET status = ?, result = ?, error = ?, cost_usd = ?, cost_estimated = ?, num_turns = ?,
     session_id = ?, exit_code = ?, duration_ms = ?, validation = ?, finished_at = ?
-WHERE id = ? AND status = 'running';
+WHERE id = ? AND attempts = ? AND status = 'running';
 
 -- name: execution_cancel_queued
 UPDATE executions
@@ -77,7 +77,8 @@ SELECT status, COUNT(*) FROM executions GROUP BY status;
 SELECT MAX(seq) FROM logs WHERE execution_id = ?;
 
 -- name: log_insert
-INSERT INTO logs (execution_id, attempt, seq, at, kind, text) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO logs (execution_id, attempt, seq, at, kind, text)
+SELECT ?, ?, ?, ?, ?, ? FROM executions WHERE id = ? AND attempts = ? AND status = 'running';
 
 -- name: log_list
 SELECT seq, at, kind, text FROM logs WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?;

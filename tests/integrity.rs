@@ -1,0 +1,157 @@
+//! Run integrity, end to end on every backend: an agent's output cannot
+//! outgrow its worker (a 4 GB line, the log volume cap, paged log reads),
+//! and configuration files are not read through symlinks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ccs::db::Backend;
+use common::{Options, TestApp, WorkerProcess, spawn_app};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(300);
+
+/// Writes an executable shell script as an agent command.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A process's peak resident set (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Every log row of an execution, page by page; the number of pages.
+async fn all_logs(app: &TestApp, id: &str) -> (Vec<Value>, usize) {
+    let mut rows = Vec::new();
+    let mut after = 0;
+    let mut pages = 0;
+    loop {
+        let (status, page) = app
+            .get(&format!(
+                "/api/v1/executions/{id}/logs?after={after}&limit=10000"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let text: usize = page["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["text"].as_str().unwrap().len())
+            .sum();
+        assert!(
+            text <= ccs::http::executions::LOG_PAGE_BYTES + 1024 * 1024 + 64,
+            "a page of {text} bytes"
+        );
+        rows.extend(page["logs"].as_array().unwrap().iter().cloned());
+        match page["nextAfter"].as_i64() {
+            Some(next) => after = next,
+            None => return (rows, pages),
+        }
+    }
+}
+
+/// The agent prints one 4 GiB line (NUL bytes, which PostgreSQL's TEXT
+/// refuses), then 6000 lines of 1000 bytes, then its result. The worker
+/// process's peak RSS grows by less than 64 MiB; the line is stored cut
+/// to 1 MiB and marked; storing stops at `--max-log-bytes` with a note;
+/// the result still counts; the log reads back in pages of at most ~4 MiB.
+async fn a_4gb_line_leaves_the_worker_flat(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let agent = script(
+        dir.path(),
+        "agent.sh",
+        r#"#!/bin/sh
+if [ "$2" = big ]; then
+  head -c 4294967296 /dev/zero; echo
+  i=0; while [ $i -lt 6000 ]; do printf '%01000d\n' $i; i=$((i+1)); done
+fi
+echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.01}'
+"#,
+    );
+    let agent = agent.display().to_string();
+    let mut worker = WorkerProcess::spawn_with_args(
+        &app,
+        1,
+        &["--agent-command", &agent, "--max-log-bytes", "5000000"],
+    );
+    let pid = worker.child.id().unwrap();
+
+    // A small run first: the baseline is a worker that has run an agent.
+    let small = app.submit("small").await;
+    let e = app.wait_terminal(&small, WAIT).await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+    let before = peak_rss_kib(pid);
+
+    let big = app.submit("big").await;
+    let e = app.wait_terminal(&big, WAIT).await;
+    let after = peak_rss_kib(pid);
+    eprintln!(
+        "{backend}: worker peak RSS {before} KiB before the 4 GiB line, {after} KiB after (+{} KiB)",
+        after - before
+    );
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(e["result"], "done", "{e}");
+    assert!(
+        after - before < 64 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+
+    let (rows, pages) = all_logs(&app, &big).await;
+    assert!(pages >= 2, "{pages} pages");
+    // Rows have consecutive sequence numbers across pages.
+    let seqs: Vec<i64> = rows.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // The last attempt's rows (a loaded machine can see the job handed
+    // back: the earlier attempt is stopped and fenced, see `fencing`).
+    let last_start = rows
+        .iter()
+        .rposition(|r| r["text"].as_str().unwrap().starts_with("attempt "))
+        .unwrap();
+    let rows = &rows[last_start..];
+    let texts: Vec<&str> = rows.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    let mark = " …[line cut: longer than 1048576 bytes]";
+    let cut: Vec<&&str> = texts.iter().filter(|t| t.ends_with(mark)).collect();
+    assert_eq!(cut.len(), 1, "one cut line");
+    assert!(cut[0].len() <= 1024 * 1024 + mark.len(), "{}", cut[0].len());
+    assert!(cut[0].len() > 1024 * 1024 - 4, "{}", cut[0].len());
+    assert!(cut[0].starts_with('\u{FFFD}'));
+    let stored: usize = rows
+        .iter()
+        .filter(|r| r["kind"] != "ccs")
+        .map(|r| r["text"].as_str().unwrap().len())
+        .sum();
+    eprintln!("{backend}: {stored} bytes of output stored, read in {pages} pages");
+    assert!(
+        stored <= 5_000_000 && stored > 4_000_000,
+        "{stored} bytes of output stored"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("this run's output reached the log limit of 5000000 bytes")),
+        "no cap note"
+    );
+    worker.kill9();
+    app.shutdown().await;
+}
+
+backend_tests!(
+    a_4gb_line_leaves_the_worker_flat,
+    super::a_4gb_line_leaves_the_worker_flat
+);

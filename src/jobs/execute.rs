@@ -130,7 +130,7 @@ pub async fn handle(
             tracing::warn!(execution.id = %execution.id, attempt, "attempt lost its fence; agent stopped");
             return Ok(());
         }
-        Err(e) if execution.attempts >= i64::from(crate::queue::MAX_ATTEMPTS) => {
+        Err(e) if execution.attempts >= i64::from(super::DEFAULT_MAX_ATTEMPTS) => {
             // No attempt is left to retry with: the execution ends here,
             // releasing its slot and settling its reservation.
             Outcome::ended(

@@ -5,8 +5,14 @@
 //! read from its directory (or taken from the request), validated — an
 //! error names the file, the line and the field — and stored as text, so
 //! every worker sees the same configuration.
+//!
+//! The files are read off the async runtime, never through a symbolic link
+//! (neither `.claude` nor the file may be one), only when they are regular
+//! files (not a device such as `/dev/zero`, not a FIFO), and only up to
+//! [`MAX_CONFIG_BYTES`]: the directory is the project's, and what is in it
+//! is not trusted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::project_config;
 use crate::store::{NewProject, Project, Store, StoreError};
@@ -53,6 +59,9 @@ pub enum ProjectError {
     Store(#[from] StoreError),
 }
 
+/// The largest configuration file read: 256 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
 pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, ProjectError> {
     let name = req.name.trim();
     if name.is_empty()
@@ -65,17 +74,11 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
             "project name {name:?} must be 1 to 200 characters of letters, digits, '-', '_' or '.'"
         )));
     }
-    let path = std::fs::canonicalize(&req.path)
-        .map_err(|e| ProjectError::Invalid(format!("project path {}: {e}", req.path.display())))?;
-    if !path.is_dir() {
-        return Err(ProjectError::Invalid(format!(
-            "project path {} is not a directory",
-            path.display()
-        )));
-    }
-    let claude_dir = path.join(".claude");
-    let container_yaml = config_text(req.container, &claude_dir.join("container.yaml"))?;
-    let workflow_yaml = config_text(req.workflow, &claude_dir.join("workflow.yaml"))?;
+    let given = (req.path.clone(), req.container, req.workflow);
+    let (path, container_yaml, workflow_yaml) =
+        tokio::task::spawn_blocking(move || read_project(given.0, given.1, given.2))
+            .await
+            .map_err(|e| ProjectError::Invalid(format!("reading the project failed: {e}")))??;
     let container = match &container_yaml {
         Some(text) => project_config::parse_container(".claude/container.yaml", text)
             .map_err(|e| ProjectError::Invalid(e.to_string()))?,
@@ -101,17 +104,95 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
     Ok(project)
 }
 
-/// The given configuration, else the file's content, else none.
+/// The project's canonical directory and its two configuration texts (the
+/// given ones, else the files'). Blocking: run off the async runtime.
+type ProjectFiles = (PathBuf, Option<String>, Option<String>);
+
+fn read_project(
+    path: PathBuf,
+    container: Option<ConfigSource>,
+    workflow: Option<ConfigSource>,
+) -> Result<ProjectFiles, ProjectError> {
+    let dir = std::fs::canonicalize(&path)
+        .map_err(|e| ProjectError::Invalid(format!("project path {}: {e}", path.display())))?;
+    if !dir.is_dir() {
+        return Err(ProjectError::Invalid(format!(
+            "project path {} is not a directory",
+            dir.display()
+        )));
+    }
+    let claude_dir = dir.join(".claude");
+    let container = config_text(container, &claude_dir, "container.yaml")?;
+    let workflow = config_text(workflow, &claude_dir, "workflow.yaml")?;
+    Ok((dir, container, workflow))
+}
+
+/// The given configuration, else the content of `.claude/<name>`, else none.
 fn config_text(
     given: Option<ConfigSource>,
-    file: &std::path::Path,
+    claude_dir: &Path,
+    name: &str,
 ) -> Result<Option<String>, ProjectError> {
     if let Some(given) = given {
         return Ok(Some(given.text().to_owned()));
     }
-    match std::fs::read_to_string(file) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ProjectError::Invalid(format!("{}: {e}", file.display()))),
+    let shown = format!(".claude/{name}");
+    let refuse = |why: String| ProjectError::Invalid(format!("{shown}: {why}"));
+    match std::fs::symlink_metadata(claude_dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(ProjectError::Invalid(
+                ".claude is a symbolic link; ccs does not follow links in a project's configuration"
+                    .to_owned(),
+            ));
+        }
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(ProjectError::Invalid(
+                ".claude is not a directory".to_owned(),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ProjectError::Invalid(format!(".claude: {e}"))),
     }
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // O_NOFOLLOW: a link is refused (ELOOP), not followed; O_NONBLOCK: a
+    // FIFO cannot hold the open up.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(claude_dir.join(name))
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(
+                "is a symbolic link; ccs does not follow links in a project's configuration"
+                    .to_owned(),
+            ));
+        }
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(refuse(format!(
+            "is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(refuse(format!(
+            "is over the limit of {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| refuse("is not UTF-8 text".to_owned()))
 }

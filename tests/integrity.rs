@@ -155,3 +155,100 @@ backend_tests!(
     a_4gb_line_leaves_the_worker_flat,
     super::a_4gb_line_leaves_the_worker_flat
 );
+
+// ----- configuration files are not read through links ----------------------
+
+/// `POST /api/v1/projects` for a directory: the status and body.
+async fn register(app: &TestApp, name: &str, dir: &Path) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url("/api/v1/projects"))
+        .bearer_auth(&app.admin_key)
+        .json(&serde_json::json!({ "name": name, "path": dir }))
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// A `.claude/container.yaml` linked to `/dev/zero`, a `.claude` directory
+/// linked to a host directory, a FIFO and an oversized file are each
+/// refused with a 422 naming the file and why; nothing is registered, and
+/// the API answers at once (nothing was read without bound).
+async fn config_files_are_not_followed(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::without_worker()).await else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let zero = make("zero");
+    std::fs::create_dir(zero.join(".claude")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join(".claude/container.yaml")).unwrap();
+    let (status, body) = register(&app, "zero", &zero).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"],
+        ".claude/container.yaml: is a symbolic link; ccs does not follow links in a project's configuration"
+    );
+
+    let host = make("host");
+    std::fs::write(host.join("container.yaml"), "image: host\n").unwrap();
+    let linked = make("linked");
+    std::os::unix::fs::symlink(&host, linked.join(".claude")).unwrap();
+    let (status, body) = register(&app, "linked", &linked).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(".claude is a symbolic link"),
+        "{body}"
+    );
+
+    let fifo = make("fifo");
+    std::fs::create_dir(fifo.join(".claude")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo.join(".claude/workflow.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (status, body) = register(&app, "fifo", &fifo).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"],
+        ".claude/workflow.yaml: is not a regular file"
+    );
+
+    let big = make("big");
+    std::fs::create_dir(big.join(".claude")).unwrap();
+    std::fs::write(
+        big.join(".claude/container.yaml"),
+        format!("# {}\n", "x".repeat(300 * 1024)),
+    )
+    .unwrap();
+    let (status, body) = register(&app, "big", &big).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 262144"),
+        "{body}"
+    );
+
+    let (_, list) = app.get("/api/v1/projects").await;
+    assert_eq!(list["projects"].as_array().map(Vec::len), Some(1), "{list}");
+    app.shutdown().await;
+}
+
+backend_tests!(
+    config_files_are_not_followed,
+    super::config_files_are_not_followed
+);

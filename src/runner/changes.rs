@@ -14,7 +14,16 @@
 //! Packs are cumulative (the whole difference from the project), so a step
 //! needs only its predecessor's. `.git/` is not carried (it is not compared).
 //! A pack over [`MAX_PACKED_BYTES`] is not kept: the runner says so in the
-//! log and the next step starts from the earlier state.
+//! log and the next step starts from the earlier state; the pack is
+//! written through a counting sink that gives up as soon as it passes the
+//! limit, so an oversized workspace is never held in memory.
+//!
+//! **Links.** The workspace is the agent's: it may have replaced a
+//! directory with a symbolic link to a host path. Neither side follows a
+//! link: [`pack`] stores links as links and treats a path under a link as
+//! gone (it reads no file through one), and [`apply`] writes and deletes
+//! nothing under a link (a path whose parent is a link is refused), so a
+//! pack can neither read host files into the database nor write to the host.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -45,11 +54,21 @@ const DELETED: &str = "deleted";
 ///
 /// A changed path that cannot be read.
 pub fn pack(workspace: &Path, changed: &[String]) -> io::Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    let sink = Capped {
+        bytes: Vec::new(),
+        max: MAX_PACKED_BYTES,
+    };
+    let mut tar = tar::Builder::new(GzEncoder::new(sink, Compression::fast()));
     tar.follow_symlinks(false);
     let mut deleted = String::new();
     for rel in changed {
         let path = workspace.join(rel);
+        if under_link(workspace, Path::new(rel))? {
+            // Behind a link the agent made: not the workspace's to carry.
+            deleted.push_str(rel);
+            deleted.push('\n');
+            continue;
+        }
         match fs::symlink_metadata(&path) {
             Ok(_) => tar.append_path_with_name(&path, Path::new(FILES).join(rel))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -64,7 +83,34 @@ pub fn pack(workspace: &Path, changed: &[String]) -> io::Result<Vec<u8>> {
     header.set_mode(0o644);
     header.set_cksum();
     tar.append_data(&mut header, DELETED, deleted.as_bytes())?;
-    tar.into_inner()?.finish()
+    Ok(tar.into_inner()?.finish()?.bytes)
+}
+
+/// A byte sink that fails once it would hold more than `max` bytes: a pack
+/// over the limit stops being built there.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.max {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "its changes pack to more than the {} MiB carried between workflow steps",
+                    self.max / 1048576
+                ),
+            ));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The paths a pack wrote and deleted.
@@ -94,7 +140,12 @@ pub fn apply(workspace: &Path, packed: &[u8]) -> io::Result<Applied> {
             let mut list = String::new();
             entry.read_to_string(&mut list)?;
             for rel in list.lines().filter(|l| !l.is_empty()) {
-                remove(workspace, &inside(workspace, Path::new(rel))?)?;
+                let target = inside(workspace, Path::new(rel))?;
+                // Under a link it is already gone from the workspace; what
+                // the link points at is never touched.
+                if !under_link(workspace, Path::new(rel))? {
+                    remove(workspace, &target)?;
+                }
                 applied.deleted.insert(rel.to_owned());
             }
             continue;
@@ -106,6 +157,15 @@ pub fn apply(workspace: &Path, packed: &[u8]) -> io::Result<Applied> {
             )
         })?;
         let target = inside(workspace, rel)?;
+        if under_link(workspace, rel)? {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is under a symbolic link; a pack writes nothing through one",
+                    rel.display()
+                ),
+            ));
+        }
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -238,6 +298,7 @@ pub async fn keep(
             bytes.len() as f64 / 1048576.0,
             MAX_PACKED_BYTES / 1048576
         ),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::FileTooLarge => e.to_string(),
         Ok(Err(e)) => format!("its changes cannot be packed: {e}"),
         Err(e) => format!("packing its changes failed: {e}"),
     };
@@ -259,6 +320,25 @@ fn inside(workspace: &Path, rel: &Path) -> io::Result<PathBuf> {
         ));
     }
     Ok(workspace.join(rel))
+}
+
+/// Whether a directory above `rel` in `root` is a symbolic link (checked
+/// from the top down; a missing directory ends the walk: nothing is there).
+fn under_link(root: &Path, rel: &Path) -> io::Result<bool> {
+    let mut dir = root.to_path_buf();
+    let Some(parent) = rel.parent() else {
+        return Ok(false);
+    };
+    for component in parent.components() {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// Removes a deleted path and the directories its removal left empty.
@@ -404,5 +484,84 @@ mod tests {
         let err = apply(work.path(), &packed).unwrap_err();
         assert!(err.to_string().contains("leaves the workspace"), "{err}");
         assert!(apply(work.path(), b"not a pack").is_err());
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_link_to_the_host_is_not_followed() {
+        let host = tempfile::tempdir().unwrap();
+        write(host.path(), "secret.txt", "HOST SECRET");
+        write(host.path(), "lib.rs", "host lib");
+        let project = tempfile::tempdir().unwrap();
+        write(project.path(), "src/lib.rs", "fn a() {}");
+        write(project.path(), "src/secret.txt", "project's");
+        let workspace = tempfile::tempdir().unwrap();
+        crate::runner::process::copy_tree(project.path(), workspace.path()).unwrap();
+        // The agent replaces src/ with a link to a host directory.
+        fs::remove_dir_all(workspace.path().join("src")).unwrap();
+        std::os::unix::fs::symlink(host.path(), workspace.path().join("src")).unwrap();
+
+        let changed = changed_files(project.path(), workspace.path()).unwrap();
+        let packed = pack(workspace.path(), &changed).unwrap();
+        // Nothing was read through the link.
+        let mut text = Vec::new();
+        GzDecoder::new(&packed[..]).read_to_end(&mut text).unwrap();
+        assert!(
+            !text.windows(11).any(|w| w == b"HOST SECRET"),
+            "a host file went into the pack"
+        );
+        // The next step's copy: the link comes back, nothing is deleted or
+        // written through it.
+        let next = tempfile::tempdir().unwrap();
+        crate::runner::process::copy_tree(project.path(), next.path()).unwrap();
+        apply(next.path(), &packed).unwrap();
+        assert!(
+            fs::symlink_metadata(next.path().join("src"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(host.path().join("lib.rs")).unwrap(),
+            "host lib"
+        );
+        assert_eq!(
+            fs::read_to_string(host.path().join("secret.txt")).unwrap(),
+            "HOST SECRET"
+        );
+    }
+
+    #[test]
+    fn a_pack_never_writes_through_a_link() {
+        // A crafted pack: a link to a host directory, then a file under it.
+        let host = tempfile::tempdir().unwrap();
+        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        tar.append_link(&mut link, "files/out", host.path())
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(4);
+        file.set_mode(0o644);
+        file.set_cksum();
+        tar.append_data(&mut file, "files/out/planted", &b"evil"[..])
+            .unwrap();
+        let packed = tar.into_inner().unwrap().finish().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        let err = apply(workspace.path(), &packed).unwrap_err();
+        assert!(err.to_string().contains("under a symbolic link"), "{err}");
+        assert!(!host.path().join("planted").exists());
+    }
+
+    #[test]
+    fn an_oversized_pack_stops_at_the_limit() {
+        use rand::RngCore as _;
+        let workspace = tempfile::tempdir().unwrap();
+        // Random bytes do not compress: 9 MiB pack to over 8 MiB.
+        let mut data = vec![0u8; 9 * 1024 * 1024];
+        rand::rng().fill_bytes(&mut data);
+        fs::write(workspace.path().join("big.bin"), &data).unwrap();
+        let err = pack(workspace.path(), &["big.bin".to_owned()]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
     }
 }

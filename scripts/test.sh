@@ -40,4 +40,10 @@ else
   echo "warning: no Claude Code CLI; the real-CLI tests will be skipped" >&2
 fi
 
+# promtool (Debian's `prometheus` package) checks /metrics in tests/cli.rs;
+# with CI=true a missing promtool fails that test (.ci/run installs it).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "warning: no promtool (apt-get install prometheus); the /metrics lint is skipped" >&2
+fi
+
 cargo test --workspace "$@"

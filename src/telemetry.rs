@@ -1,17 +1,101 @@
 //! Logging and Prometheus metrics, set up once per process.
 //!
-//! Metric names (all `ccs_`-prefixed, documented in `docs/metrics.md`):
-//! `ccs_webhook_requests_total{endpoint,status}`, `ccs_jobs_enqueued_total{queue}`,
-//! `ccs_queue_depth{queue,state}` (refreshed on scrape),
-//! `ccs_job_duration_seconds{queue}`, `ccs_execution_cost_usd_total`,
-//! `ccs_executions_finished_total{status}`, `ccs_jobs_reenqueued_total`,
-//! `ccs_http_requests_total{method,route,status}`.
+//! Every metric family is described in [`METRICS`] (its `# HELP` line; the
+//! list `docs/metrics.md` documents, with labels). Code records through the
+//! `metrics` macros; `/metrics` of every process serves [`render`].
+//!
+//! `ccs_execution_cost_usd_total` is a counter of fractional dollars, which
+//! the `metrics` crate's integer counters cannot hold: it is summed here in
+//! micro-dollars and rendered by [`render`] as a Prometheus counter.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Kind of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric family ccs exports: name, kind, help text.
+pub const METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "ccs_webhook_requests_total",
+        Kind::Counter,
+        "Webhook requests, by endpoint path and HTTP status.",
+    ),
+    (
+        "ccs_github_deliveries_total",
+        Kind::Counter,
+        "Signed GitHub deliveries accepted on POST /webhook/github, by outcome (queued, ignored, duplicate).",
+    ),
+    (
+        "ccs_jobs_enqueued_total",
+        Kind::Counter,
+        "Jobs written to a queue, by queue.",
+    ),
+    (
+        "ccs_queue_depth",
+        Kind::Gauge,
+        "Jobs in the queue tables by queue and apalis state, read on each scrape.",
+    ),
+    (
+        "ccs_job_duration_seconds",
+        Kind::Histogram,
+        "Wall-clock time of an execution from admission to its recorded end, by queue.",
+    ),
+    (
+        COST_METRIC,
+        Kind::Counter,
+        "Cost in US dollars of the executions this process finished.",
+    ),
+    (
+        "ccs_executions_finished_total",
+        Kind::Counter,
+        "Executions this process brought to an end, by final status.",
+    ),
+    (
+        "ccs_jobs_reenqueued_total",
+        Kind::Counter,
+        "Jobs the reaper handed back because their worker stopped heartbeating.",
+    ),
+    (
+        "ccs_worker_restarts_total",
+        Kind::Counter,
+        "Times the supervisor restarted a stopped apalis worker, by queue.",
+    ),
+    (
+        "ccs_admission_waits_total",
+        Kind::Counter,
+        "Jobs handed back to their queue at admission, by reason (concurrency, start_rate).",
+    ),
+    (
+        "ccs_rate_limited_total",
+        Kind::Counter,
+        "Requests refused with 429 by an ingestion rate limit, by scope.",
+    ),
+    (
+        "ccs_orphans_removed_total",
+        Kind::Counter,
+        "Agents (containers, process groups) of dead workers removed, by runner.",
+    ),
+    (
+        "ccs_workflows_started_total",
+        Kind::Counter,
+        "Workflow runs started.",
+    ),
+];
+
+const COST_METRIC: &str = "ccs_execution_cost_usd_total";
+
+/// `ccs_execution_cost_usd_total`, in micro-dollars.
+static COST_MICRO_USD: AtomicU64 = AtomicU64::new(0);
 
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`).
 pub fn init_logging() {
@@ -33,16 +117,55 @@ pub fn prometheus() -> &'static PrometheusHandle {
             )
             .and_then(|b| b.set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]));
         match builder.and_then(|b| b.install_recorder()) {
-            Ok(handle) => handle,
+            Ok(handle) => {
+                describe();
+                handle
+            }
             // Another recorder is installed (tests): render an empty registry.
             Err(_) => PrometheusBuilder::new().build_recorder().handle(),
         }
     })
 }
 
-/// Adds an execution's cost to `ccs_execution_cost_usd_total`.
+/// Gives the installed recorder the `# HELP` text of every family.
+fn describe() {
+    for &(name, kind, help) in METRICS {
+        match kind {
+            // Rendered by `render` itself.
+            Kind::Counter if name == COST_METRIC => {}
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
+/// Adds an execution's cost to `ccs_execution_cost_usd_total` (a negative
+/// or non-finite amount adds nothing: a counter only goes up).
 pub fn record_cost(usd: f64) {
-    metrics::gauge!("ccs_execution_cost_usd_total").increment(usd);
+    if usd.is_finite() && usd > 0.0 {
+        COST_MICRO_USD.fetch_add((usd * 1e6).round() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The process's metrics in Prometheus text format: what `/metrics` serves.
+pub fn render() -> String {
+    let mut text = prometheus().render();
+    let micros = COST_MICRO_USD.load(Ordering::Relaxed);
+    let help = METRICS
+        .iter()
+        .find(|(name, _, _)| *name == COST_METRIC)
+        .map(|(_, _, help)| *help)
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "# HELP {COST_METRIC} {help}\n# TYPE {COST_METRIC} counter\n{COST_METRIC} {}.{:06}\n",
+        micros / 1_000_000,
+        micros % 1_000_000
+    ));
+    text
 }
 
 /// The job states of apalis's jobs tables, as `ccs_queue_depth` labels them.

@@ -230,6 +230,11 @@ async fn up_runs_everything_on_sqlite() {
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
+    assert!(
+        metrics.contains("# TYPE ccs_execution_cost_usd_total counter"),
+        "{metrics}"
+    );
+    common::promtool_check_metrics(&metrics);
     // A second start does not print a new admin key.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id().unwrap() as i32),

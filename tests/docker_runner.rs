@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// Whether Docker tests must run (CI) rather than skip.
 fn docker_required() -> bool {
-    std::env::var("CCS_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
+    common::required() || std::env::var("CCS_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
 }
 
 /// Builds the test agent image once per test process, if it is missing.

@@ -232,7 +232,7 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The API's view of an execution (CONTRACT.md).
+/// The API's view of an execution: field names users script against.
 pub fn to_json(e: &Execution) -> Value {
     json!({
         "id": e.id,

@@ -26,6 +26,6 @@ pub async fn metrics(State(store): State<Store>) -> impl IntoResponse {
     crate::telemetry::refresh_queue_depth(&store).await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::prometheus().render(),
+        crate::telemetry::render(),
     )
 }

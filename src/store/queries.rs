@@ -102,4 +102,52 @@ mod tests {
             }
         }
     }
+
+    /// Every query name the crate's source passes to `Store::q`, with the
+    /// file it is in.
+    fn names_used_in_code() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (i, _) in text.match_indices("q(\"") {
+                        let name = &text[i + 3..];
+                        let name = &name[..name.find('"').unwrap_or(0)];
+                        let before = text[..i].chars().next_back();
+                        // A method call (`self.q(…)`), not a name ending in q.
+                        if before == Some('.') && !name.is_empty() {
+                            out.push((name.to_owned(), path.display().to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn every_query_the_code_names_exists_on_every_backend() {
+        let used = names_used_in_code();
+        assert!(used.len() > 10, "{used:?}");
+        for (backend, queries) in [
+            ("sqlite", &*SQLITE),
+            ("mysql", &*MYSQL),
+            ("postgres", &*POSTGRES),
+        ] {
+            for (name, file) in &used {
+                assert!(
+                    queries.by_name.contains_key(name.as_str()),
+                    "{file} uses q({name:?}), which src/store/sql/{backend}/ does not define"
+                );
+            }
+        }
+    }
 }

@@ -20,7 +20,7 @@ use crate::jobs::Job as _;
 use crate::jobs::workflow_step::WorkflowStepJob;
 use crate::store::ExecutionStatus;
 
-/// The statuses of a workflow run (CONTRACT.md).
+/// The statuses of a workflow run, as the API shows them.
 pub mod run_status {
     pub const QUEUED: &str = "queued";
     pub const RUNNING: &str = "running";

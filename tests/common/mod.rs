@@ -4,8 +4,9 @@
 //!
 //! Backends: SQLite always; MariaDB and PostgreSQL when
 //! `CCS_TEST_MYSQL_URL` / `CCS_TEST_POSTGRES_URL` name a server
-//! (`scripts/db/start-all.sh` starts both). With `CCS_REQUIRE_ALL_BACKENDS=1`
-//! (CI) a missing server fails the test instead of skipping it.
+//! (`scripts/db/start-all.sh` starts both). Under CI (`CI=true`, or
+//! `CCS_REQUIRE_ALL_BACKENDS=1`) a missing server, Docker or tool fails the
+//! test instead of skipping it ([`required`]).
 
 #![allow(dead_code)]
 
@@ -24,6 +25,48 @@ use ccs::store::{Permission, Store};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
+
+/// Whether a missing piece (database server, Docker, promtool) must fail
+/// the test rather than skip it: under CI (`CI=true`) or with
+/// `CCS_REQUIRE_ALL_BACKENDS=1`.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("CCS_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1")
+}
+
+/// Runs `promtool check metrics` (Debian's `prometheus` package) on a
+/// `/metrics` text and fails on any problem it reports. Without promtool
+/// the check is skipped, except under CI.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required() => {
+            eprintln!("promtool not installed: `promtool check metrics` skipped");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool (apt-get install prometheus): {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// A database created for one test, dropped with it where possible.
 pub struct TestDb {
@@ -54,8 +97,8 @@ impl TestDb {
                     "CCS_TEST_POSTGRES_URL"
                 };
                 let Ok(admin) = std::env::var(var) else {
-                    if std::env::var("CCS_REQUIRE_ALL_BACKENDS").is_ok_and(|v| v == "1") {
-                        panic!("{var} is not set but CCS_REQUIRE_ALL_BACKENDS=1");
+                    if required() {
+                        panic!("{var} is not set, and CI requires every backend");
                     }
                     eprintln!("skipping: {var} not set");
                     return None;

@@ -81,14 +81,21 @@ pub async fn authenticate(
     if !bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Err(AuthError::Invalid);
     }
+    check_record(&record)?;
+    store.touch_api_key(record.id).await?;
+    Ok(record)
+}
+
+/// Whether a stored key may still be used (not revoked, not expired); the
+/// dashboard checks its session's key with this on every request.
+pub fn check_record(record: &ApiKeyRecord) -> Result<(), AuthError> {
     if record.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }
     if record.expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(AuthError::Expired);
     }
-    store.touch_api_key(record.id).await?;
-    Ok(record)
+    Ok(())
 }
 
 /// Parses a permission list such as `["execute", "read"]`, naming the bad one.

@@ -138,7 +138,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             ensure_admin_key(&store).await?;
             let stop = shutdown_signal();
             let runner = build_runner(&worker, &cli.db).await?;
-            let server = serve_api(&store, &api, stop.clone()).await?;
+            let server = serve_api(&store, &api, stop.clone(), true).await?;
             let worker = {
                 let (db, stop) = (db.clone(), stop.clone());
                 tokio::spawn(async move { crate::worker::run(&db, &worker, runner, stop).await })
@@ -147,7 +147,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { api } => {
             let stop = shutdown_signal();
-            serve_api(&store, &api, stop).await?.wait().await?;
+            serve_api(&store, &api, stop, false).await?.wait().await?;
         }
         Command::Worker { worker } => {
             let stop = shutdown_signal();
@@ -269,15 +269,23 @@ async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Ar
 }
 
 /// Binds the API ([`crate::http::app`]) on `api.listen` and serves it
-/// until `stop`.
+/// until `stop`; with `sign_in_link` (`ccs up`), prints a one-time
+/// dashboard sign-in link.
 async fn serve_api(
     store: &Store,
     api: &ApiArgs,
     stop: CancellationToken,
+    sign_in_link: bool,
 ) -> anyhow::Result<Server> {
     let server = Server::bind(api.listen, crate::http::app(store.clone(), api), stop).await?;
     tracing::info!(addr = %server.addr, "API listening");
     println!("listening on http://{}", server.addr);
+    if sign_in_link && let Some(path) = crate::ui::issue_sign_in_link(store).await? {
+        println!(
+            "dashboard sign-in link (one use, 15 minutes): http://{}{}{path}",
+            server.addr, api.ui.prefix
+        );
+    }
     Ok(server)
 }
 

@@ -24,6 +24,7 @@
 //! * [`auth`] — API keys: generation, hashing, permissions.
 //! * [`github`] — GitHub webhooks: deliveries, triggers, answers.
 //! * [`http`] — the API process: router, handlers, errors.
+//! * [`ui`] — the dashboard: server-rendered pages under `/ui`, behind a sign-in.
 //! * [`telemetry`] — logging and Prometheus metrics.
 //! * [`workflows`] — multi-agent workflow runs as chains of step jobs.
 
@@ -43,5 +44,6 @@ pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod worker;
 pub mod workflows;

@@ -69,6 +69,10 @@ pub struct ApiArgs {
     /// answers 404. See docs/github.md.
     #[arg(long, env = "CCS_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     pub github_webhook_secret: Option<crate::github::WebhookSecret>,
+
+    /// The dashboard's settings.
+    #[command(flatten)]
+    pub ui: crate::ui::UiConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

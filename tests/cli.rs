@@ -164,8 +164,32 @@ async fn up_runs_everything_on_sqlite() {
         key = line.strip_prefix("admin api key: ").map(str::to_owned);
     }
     let key = key.unwrap();
+    // Then a one-time dashboard sign-in link.
+    let mut link = None;
+    while link.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        let line = lines.next_line().await.unwrap().expect("ccs up exited");
+        link = line
+            .strip_prefix("dashboard sign-in link (one use, 15 minutes): ")
+            .map(str::to_owned);
+    }
+    let link = link.unwrap();
+    assert!(link.starts_with(&format!("http://127.0.0.1:{port}/ui/login/")));
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirects.get(&link).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("ccs_session=")
+    );
+    assert_eq!(no_redirects.get(&link).send().await.unwrap().status(), 401);
     let mut ready = false;
     for _ in 0..100 {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await

@@ -159,6 +159,7 @@ async fn webhook_requests(service: &Service, args: &Args) -> anyhow::Result<(Loa
         max_prompt_bytes: 256 * 1024,
         rate_limits: Default::default(),
         github_webhook_secret: None,
+        ui: ccs::ui::UiConfig::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let server = Server::bind(

@@ -27,10 +27,10 @@ pub const POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Deserialize)]
 pub struct After {
-    after: Option<i64>,
+    pub after: Option<i64>,
 }
 
-fn start_seq(headers: &HeaderMap, q: &After) -> Result<i64, ApiError> {
+pub fn start_seq(headers: &HeaderMap, q: &After) -> Result<i64, ApiError> {
     if let Some(v) = headers.get("last-event-id") {
         return v
             .to_str()
@@ -96,13 +96,24 @@ pub async fn workflow(
     Query(q): Query<After>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = start_seq(&headers, &q)?;
+    workflow_stream(&state, &caller, id, after).await
+}
+
+/// A run's event stream after `after`, for `caller` (read): the API's and
+/// the dashboard's.
+pub async fn workflow_stream(
+    state: &super::AppState,
+    caller: &Caller,
+    id: String,
+    after: i64,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
     caller.require(Permission::Read)?;
     state
         .store
         .workflow(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("workflow {id} not found")))?;
-    let after = start_seq(&headers, &q)?;
     let store = state.store.clone();
     Ok(replay(after, move |after| {
         let (store, id) = (store.clone(), id.clone());
@@ -142,13 +153,24 @@ pub async fn execution(
     Query(q): Query<After>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = start_seq(&headers, &q)?;
+    execution_stream(&state, &caller, id, after).await
+}
+
+/// An execution's log stream after `after`, for `caller` (read): the API's
+/// and the dashboard's.
+pub async fn execution_stream(
+    state: &super::AppState,
+    caller: &Caller,
+    id: String,
+    after: i64,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
     caller.require(Permission::Read)?;
     state
         .store
         .execution(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
-    let after = start_seq(&headers, &q)?;
     let store = state.store.clone();
     Ok(replay(after, move |after| {
         let (store, id) = (store.clone(), id.clone());

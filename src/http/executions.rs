@@ -203,21 +203,88 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let execution = cancel_as(&state, &caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(to_json(&execution))))
+}
+
+/// Cancels an execution for `caller` (execute): the API's and the
+/// dashboard's cancel. Returns the state after the call.
+pub async fn cancel_as(
+    state: &super::AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Execution, ApiError> {
     caller.require(Permission::Execute)?;
-    find(&state, &id).await?;
+    find(state, id).await?;
     let execution = state
         .store
-        .cancel_execution(&id)
+        .cancel_execution(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
     state
         .store
-        .audit(&caller.0.name, "execution.cancel", &id, "")
+        .audit(&caller.0.name, "execution.cancel", id, "")
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(to_json(&execution))))
+    Ok(execution)
 }
 
-async fn find(state: &super::AppState, id: &str) -> Result<Execution, ApiError> {
+/// `POST /api/v1/executions/{id}/retry` (execute): a new execution of the
+/// same project, prompt and source.
+pub async fn retry(
+    axum::extract::State(state): State,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let created = retry_as(&state, &caller, &id).await?;
+    let accepted = Accepted {
+        status_url: format!("/api/v1/executions/{}", created.id),
+        execution_id: created.id.clone(),
+        status: created.status.as_str(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!(accepted))))
+}
+
+/// Submits a finished execution's prompt again, as `caller` (execute),
+/// through the same admission as a new submission. A workflow step is
+/// retried by its run, not alone (409).
+pub async fn retry_as(
+    state: &super::AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Execution, ApiError> {
+    let key = caller.require(Permission::Execute)?;
+    state
+        .rate_limits
+        .check(RateScope::ApiKey, &key.id.to_string())?;
+    let original = find(state, id).await?;
+    if !original.status.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "execution {id} is still {}; cancel it first or wait for it to end",
+            original.status.as_str()
+        )));
+    }
+    if original.workflow_id.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "execution {id} is a workflow step: control its workflow run instead"
+        )));
+    }
+    let submission = Submission {
+        project: ProjectRef::Id(original.project_id),
+        prompt: original.prompt,
+        source: original.source,
+        idempotency_key: None,
+        api_key_id: Some(key.id),
+        queue_if_over_budget: false,
+    };
+    let created = crate::executions::submit(&state.store, submission, state.limits).await?;
+    state
+        .store
+        .audit(&caller.0.name, "execution.retry", id, &created.value.id)
+        .await?;
+    Ok(created.value)
+}
+
+pub async fn find(state: &super::AppState, id: &str) -> Result<Execution, ApiError> {
     state
         .store
         .execution(id)

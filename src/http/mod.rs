@@ -14,16 +14,16 @@
 mod api_keys;
 mod budget;
 mod error;
-mod events;
+pub(crate) mod events;
 pub mod executions;
 mod extract;
 mod github;
 mod health;
 mod notifications;
 mod projects;
-mod queues;
+pub(crate) mod queues;
 mod webhooks;
-mod workflows;
+pub(crate) mod workflows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use executions::rfc3339;
+pub use extract::Caller;
 
 use crate::executions::SubmitLimits;
 use crate::limits::rate::RateLimiters;
@@ -53,6 +55,8 @@ pub struct AppState {
     /// The secret GitHub signs deliveries with; `None`: `POST
     /// /webhook/github` answers 404.
     pub github_webhook_secret: Option<crate::github::WebhookSecret>,
+    /// Where the dashboard is mounted and how its sessions behave.
+    pub ui: crate::ui::UiConfig,
 }
 
 impl AppState {
@@ -65,6 +69,7 @@ impl AppState {
             },
             rate_limits: Arc::new(api.rate_limits.limiters()),
             github_webhook_secret: api.github_webhook_secret.clone(),
+            ui: api.ui.clone(),
         }
     }
 }
@@ -83,6 +88,7 @@ pub fn app(store: Store, api: &ApiArgs) -> Router {
 
 /// Every route of the API.
 fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let ui_prefix = state.ui.prefix.clone();
     let webhooks = Router::new()
         .route("/webhook/execute", post(webhooks::execute))
         .route("/webhook/github", post(github::webhook))
@@ -100,6 +106,7 @@ fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/executions/{id}/logs", get(executions::logs))
         .route("/api/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/v1/executions/{id}/retry", post(executions::retry))
         .route("/api/v1/executions/{id}/events", get(events::execution))
         .route("/api/v1/workflows", post(workflows::create))
         .route("/api/v1/workflows/{id}", get(workflows::get))
@@ -109,13 +116,19 @@ fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/projects/{id}/budget", post(budget::set_project))
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/api-keys", post(api_keys::create))
-        .route("/api/v1/queues", get(queues::counts));
+        .route("/api/v1/queues", get(queues::counts))
+        .route("/api/v1/queues/{queue}/jobs", get(queues::jobs))
+        .route(
+            "/api/v1/queues/{queue}/jobs/{id}/{action}",
+            post(queues::job_action),
+        );
     Router::new()
         .merge(webhooks)
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::ui::mount(&ui_prefix))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(state))

@@ -110,15 +110,30 @@ pub async fn control(
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run = control_as(&state, &caller, &id, &action).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": run.status })),
+    ))
+}
+
+/// Applies a control action to a run as `caller` (execute): the API's and
+/// the dashboard's. Returns the run after it.
+pub async fn control_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<WorkflowRun, ApiError> {
     caller.require(Permission::Execute)?;
-    find(&state, &id).await?;
+    find(state, id).await?;
     let store = &state.store;
-    let result = match action.as_str() {
-        "pause" => store.pause_workflow(&id).await?,
-        "resume" => store.resume_workflow(&id).await?,
-        "cancel" => store.cancel_workflow(&id).await?,
-        "approve" => store.approve_workflow(&id).await?,
-        "reject" => store.reject_workflow(&id).await?,
+    let result = match action {
+        "pause" => store.pause_workflow(id).await?,
+        "resume" => store.resume_workflow(id).await?,
+        "cancel" => store.cancel_workflow(id).await?,
+        "approve" => store.approve_workflow(id).await?,
+        "reject" => store.reject_workflow(id).await?,
         other => {
             return Err(ApiError::NotFound(format!(
                 "no workflow action {other:?}: use pause, resume, cancel, approve or reject"
@@ -128,13 +143,9 @@ pub async fn control(
     match result {
         Control::Done => {
             store
-                .audit(&caller.0.name, &format!("workflow.{action}"), &id, "")
+                .audit(&caller.0.name, &format!("workflow.{action}"), id, "")
                 .await?;
-            let run = find(&state, &id).await?;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({ "id": id, "status": run.status })),
-            ))
+            find(state, id).await
         }
         Control::NotAllowed(status) => Err(ApiError::Conflict(format!(
             "cannot {action} a workflow run that is {status}"

@@ -19,6 +19,7 @@ mod github;
 pub mod limits;
 mod models;
 mod queries;
+pub mod ui;
 mod workers;
 mod workflows;
 

@@ -26,6 +26,7 @@ macro_rules! backend_sql {
             include_str!(concat!("sql/", $dir, "/workers.sql")),
             include_str!(concat!("sql/", $dir, "/limits.sql")),
             include_str!(concat!("sql/", $dir, "/github.sql")),
+            include_str!(concat!("sql/", $dir, "/ui.sql")),
         ]
     };
 }

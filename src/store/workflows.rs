@@ -71,7 +71,7 @@ pub struct WorkflowRun {
 }
 
 impl WorkflowRun {
-    fn from_row(r: &AnyRow) -> Result<Self> {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
         Ok(Self {
             id: text(r, "id")?,
             project_id: get(r, "project_id")?,

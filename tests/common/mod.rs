@@ -277,6 +277,7 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
             .github_webhook_secret
             .as_deref()
             .map(ccs::github::WebhookSecret::new),
+        ui: ccs::ui::UiConfig::default(),
     };
     let server = Server::bind(
         api.listen,

@@ -47,3 +47,6 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 cargo test --workspace "$@"
+
+# The dashboard in headless Chromium (with CI=true a missing browser fails).
+scripts/browser-test.sh

@@ -573,11 +573,10 @@ async fn a_killed_workers_reservation_is_reused(backend: Backend) {
         Some("    maxCostPerExecution: $0.40\n    dailyMaxCost: $10.00\n"),
     )
     .await;
-    let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
-    let run = submit_ok(&app, id, &format!("{marker}\n@sleep=3 @cost=0.30")).await;
+    let run = submit_ok(&app, id, "@sleep=3 @cost=0.30").await;
     let mut first = WorkerProcess::spawn(&app, 1);
     let start = Instant::now();
-    while !common::process_alive(&marker) {
+    while !common::process_alive(&run) {
         assert!(start.elapsed() < WAIT, "agent never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -85,10 +85,9 @@ async fn failures_end_in_their_status(backend: Backend) {
     else {
         return;
     };
-    let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
     let fail = app.submit("@fail @cost=0.02").await;
     let crash = app.submit("@crash @turns=2").await;
-    let hang = app.submit(&format!("@hang {marker}")).await;
+    let hang = app.submit("@hang").await;
     let e = app.wait_terminal(&fail, WAIT).await;
     assert_eq!(e["status"], "failed", "{e}");
     assert_eq!(e["costUsd"], 0.02);
@@ -105,7 +104,7 @@ async fn failures_end_in_their_status(backend: Backend) {
     assert_eq!(e["status"], "timed_out", "{e}");
     assert_eq!(e["error"], "timed out after 2s");
     assert!(
-        !common::process_alive(&marker),
+        !common::process_alive(&hang),
         "the hung agent is still running"
     );
     app.shutdown().await;
@@ -119,11 +118,10 @@ async fn cancel_stops_a_running_agent(backend: Backend) {
     let Some(app) = spawn_app(backend, Options::default()).await else {
         return;
     };
-    let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
-    let id = app.submit(&format!("@hang {marker}")).await;
+    let id = app.submit("@hang").await;
     // Wait until it runs.
     let start = std::time::Instant::now();
-    while !common::process_alive(&marker) {
+    while !common::process_alive(&id) {
         assert!(start.elapsed() < WAIT, "agent never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -134,7 +132,7 @@ async fn cancel_stops_a_running_agent(backend: Backend) {
     );
     let e = app.wait_terminal(&id, WAIT).await;
     assert_eq!(e["status"], "cancelled", "{e}");
-    assert!(!common::process_alive(&marker));
+    assert!(!common::process_alive(&id));
     app.shutdown().await;
 }
 backend_tests!(
@@ -220,13 +218,10 @@ async fn killed_worker_hands_its_job_back(backend: Backend) {
     let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
-    let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
-    let id = app
-        .submit(&format!("{marker}\n@sleep=4 @cost=0.03 @result=done"))
-        .await;
+    let id = app.submit("@sleep=4 @cost=0.03 @result=done").await;
     let mut first = WorkerProcess::spawn(&app, 1);
     let start = std::time::Instant::now();
-    while !common::process_alive(&marker) {
+    while !common::process_alive(&id) {
         assert!(start.elapsed() < WAIT, "agent never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -234,7 +229,7 @@ async fn killed_worker_hands_its_job_back(backend: Backend) {
     let _ = first.child.wait().await;
     // The agent dies with its worker.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!common::process_alive(&marker), "agent outlived its worker");
+    assert!(!common::process_alive(&id), "agent outlived its worker");
     let (_, e) = app.get(&format!("/api/v1/executions/{id}")).await;
     assert_eq!(e["status"], "running");
     let mut second = WorkerProcess::spawn(&app, 1);

@@ -202,7 +202,7 @@ async fn run(
         spec,
         timeout,
         grant,
-    } = match prepare(execution, &project, env, gate, base_changes) {
+    } = match prepare(execution, &project, env, gate, base_changes, ceiling_usd) {
         Ok(v) => v,
         Err(message) => {
             log.note(&format!("refused before start: {message}"))
@@ -421,6 +421,7 @@ fn prepare(
     env: &WorkerEnv,
     gate: Option<&ValidationGate>,
     base_changes: Option<Arc<Vec<u8>>>,
+    ceiling_usd: f64,
 ) -> Result<Prepared, String> {
     let container = match &project.container_yaml {
         Some(text) => project_config::parse_container(".claude/container.yaml", text)
@@ -471,7 +472,7 @@ fn prepare(
     let agent = AgentOptions {
         model: container.agent.model.clone(),
         max_turns: container.agent.max_turns,
-        allowed_tools: grant.allowed.clone().unwrap_or_default(),
+        allowed_tools: grant.allowed.clone(),
         disallowed_tools: grant.disallowed.clone(),
         permission_mode: container
             .agent
@@ -480,6 +481,7 @@ fn prepare(
         append_system_prompt: None,
         mcp_config: mcp_catalog::mcp_config(&servers)?,
         session_id: Some(uuid::Uuid::new_v4().to_string()),
+        max_budget_usd: Some(ceiling_usd),
     };
     let mut timeout = if project.container_yaml.is_some() {
         container.resources.timeout.as_duration()

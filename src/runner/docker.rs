@@ -336,10 +336,7 @@ impl DockerRunner {
             .split_first()
             .ok_or_else(|| RunnerError::Start("empty agent command".into()))?;
         let mut cmd: Vec<String> = leading.to_vec();
-        cmd.extend(
-            spec.agent
-                .to_args(&spec.prompt, mcp_path.as_ref().map(|_| MCP_CONFIG)),
-        );
+        cmd.extend(spec.agent.to_args(mcp_path.as_ref().map(|_| MCP_CONFIG)));
         let body = ContainerCreateBody {
             image: Some(image.clone()),
             entrypoint: Some(vec![program.clone()]),
@@ -356,11 +353,19 @@ impl DockerRunner {
             host_config: Some(host_config),
             ..Default::default()
         };
+        // The agent reads its prompt on stdin; the checks get none.
+        let agent_body = ContainerCreateBody {
+            attach_stdin: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            ..body.clone()
+        };
         let agent = self
             .run_container(
                 res,
                 &name,
-                body.clone(),
+                agent_body,
+                Some(&spec.prompt),
                 lines.clone(),
                 &stop,
                 spec.max_line_bytes,
@@ -400,7 +405,15 @@ impl DockerRunner {
                 let check_name = format!("{name}-{}", kind.as_str());
                 let (tx, tail) = checks::relay(lines.clone());
                 let ran = self
-                    .run_container(res, &check_name, check_body, tx, &stop, spec.max_line_bytes)
+                    .run_container(
+                        res,
+                        &check_name,
+                        check_body,
+                        None,
+                        tx,
+                        &stop,
+                        spec.max_line_bytes,
+                    )
                     .await;
                 let tail = tail.await.unwrap_or_default();
                 checks.push(match ran {
@@ -434,13 +447,15 @@ impl DockerRunner {
     }
 
     /// Creates container `name` from `body`, attached before it starts so
-    /// every output line reaches `lines`; waits for its exit (on `stop`,
+    /// every output line reaches `lines` (and `input`, when given, is
+    /// written on its stdin, then closed); waits for its exit (on `stop`,
     /// kills it) and inspects it. Recorded in `res` for removal.
     async fn run_container(
         &self,
         res: &mut RunResources,
         name: &str,
         body: ContainerCreateBody,
+        input: Option<&str>,
         lines: mpsc::Sender<OutputLine>,
         stop: &CancellationToken,
         max_line: usize,
@@ -459,12 +474,23 @@ impl DockerRunner {
                         .logs(true)
                         .stdout(true)
                         .stderr(true)
+                        .stdin(input.is_some())
                         .build(),
                 ),
             )
             .await
             .map_err(|e| RunnerError::Start(format!("cannot attach to the container: {e}")))?;
         let forwarder = tokio::spawn(forward(attach.output, max_line, lines));
+        if let Some(input) = input {
+            let input = input.to_owned();
+            let mut stdin = attach.input;
+            // Closing our end ends the container's stdin (`stdin_once`).
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stdin.write_all(input.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
 
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();

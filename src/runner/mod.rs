@@ -46,7 +46,7 @@ pub struct RunSpec {
     /// Execution id and attempt number: names the workspace and labels.
     pub execution_id: String,
     pub attempt: i64,
-    /// The prompt given to the agent with `-p`.
+    /// The prompt, written on the agent's stdin (`-p` reads it there).
     pub prompt: String,
     /// The project directory; the runner copies it, never writes it.
     pub project_dir: PathBuf,
@@ -85,38 +85,62 @@ pub struct RunSpec {
 pub struct AgentOptions {
     pub model: Option<String>,
     pub max_turns: Option<u32>,
-    pub allowed_tools: Vec<String>,
+    /// `tools.allowed`: when set, the **only** tools the agent has
+    /// (`--tools` with their names, `--allowedTools` to pre-approve them,
+    /// permission specifiers such as `Bash(git *)` included). `None`: the
+    /// CLI's defaults.
+    pub allowed_tools: Option<Vec<String>>,
     pub disallowed_tools: Vec<String>,
     pub permission_mode: Option<String>,
     pub append_system_prompt: Option<String>,
     /// Contents of the `--mcp-config` file, when the project uses MCP.
     pub mcp_config: Option<serde_json::Value>,
     pub session_id: Option<String>,
+    /// `--max-budget-usd`: the CLI's own stop, a second line of defence
+    /// beside ccs's ceiling stop (the run's ceiling).
+    pub max_budget_usd: Option<f64>,
 }
 
 impl AgentOptions {
-    /// The Claude Code CLI arguments for a headless stream-json run.
-    /// `mcp_config_path` is where the runner put the MCP config file.
-    pub fn to_args(&self, prompt: &str, mcp_config_path: Option<&str>) -> Vec<String> {
+    /// The Claude Code CLI arguments for a headless stream-json run; the
+    /// prompt is not among them: the runner writes it on the agent's stdin
+    /// (`-p` without a prompt argument reads stdin), so it never shows in
+    /// `ps` or the container's configuration. `mcp_config_path` is where
+    /// the runner put the MCP config file.
+    ///
+    /// Every list is passed as one `--flag=a,b` argument: the CLI's list
+    /// options are variadic and would otherwise swallow what follows.
+    /// `--strict-mcp-config` is always given, so the run has the MCP
+    /// servers of its `--mcp-config` and no others (none from the
+    /// workspace's `.mcp.json` or the user's settings).
+    /// `--include-partial-messages` makes the CLI print the API's
+    /// `message_delta` usage as it streams: its `assistant` lines carry only
+    /// the usage of `message_start` (1 output token), so without it the
+    /// live cost estimate would miss every output token
+    /// ([`stream_json::CostEstimator`]).
+    pub fn to_args(&self, mcp_config_path: Option<&str>) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "-p".into(),
-            prompt.into(),
             "--output-format".into(),
             "stream-json".into(),
             "--verbose".into(),
+            "--include-partial-messages".into(),
+            "--strict-mcp-config".into(),
         ];
         let mut opt = |flag: &str, value: Option<String>| {
             if let Some(v) = value {
-                args.push(flag.into());
-                args.push(v);
+                args.push(format!("{flag}={v}"));
             }
         };
         opt("--max-turns", self.max_turns.map(|n| n.to_string()));
         opt("--model", self.model.clone());
-        opt(
-            "--allowedTools",
-            (!self.allowed_tools.is_empty()).then(|| self.allowed_tools.join(",")),
-        );
+        if let Some(allowed) = &self.allowed_tools {
+            opt("--tools", Some(builtin_tool_names(allowed).join(",")));
+            opt(
+                "--allowedTools",
+                (!allowed.is_empty()).then(|| allowed.join(",")),
+            );
+        }
         opt(
             "--disallowedTools",
             (!self.disallowed_tools.is_empty()).then(|| self.disallowed_tools.join(",")),
@@ -125,8 +149,29 @@ impl AgentOptions {
         opt("--append-system-prompt", self.append_system_prompt.clone());
         opt("--mcp-config", mcp_config_path.map(str::to_owned));
         opt("--session-id", self.session_id.clone());
+        opt(
+            "--max-budget-usd",
+            self.max_budget_usd
+                .filter(|usd| usd.is_finite() && *usd > 0.0)
+                .map(|usd| format!("{usd:.6}")),
+        );
         args
     }
+}
+
+/// The built-in tools of a grant, for `--tools`: each name once, without
+/// its permission specifier (`Bash(git *)` → `Bash`); MCP tools
+/// (`mcp__…`) are not built-in and come from `--mcp-config`.
+fn builtin_tool_names(allowed: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for tool in allowed {
+        let name = tool.split('(').next().unwrap_or(tool).trim();
+        if name.is_empty() || name.starts_with("mcp__") || names.iter().any(|n| n == name) {
+            continue;
+        }
+        names.push(name.to_owned());
+    }
+    names
 }
 
 /// Which output stream a line came from.
@@ -229,5 +274,70 @@ pub trait Runner: Send + Sync + 'static {
     /// `false` when it was already gone.
     async fn remove_leftover(&self, _leftover: &Leftover) -> Result<bool, RunnerError> {
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_is_the_only_tools_and_the_prompt_is_not_an_argument() {
+        let options = AgentOptions {
+            model: Some("sonnet".into()),
+            max_turns: Some(5),
+            allowed_tools: Some(vec![
+                "Read".into(),
+                "Bash(git status)".into(),
+                "Bash(git diff *)".into(),
+                "mcp__github".into(),
+            ]),
+            disallowed_tools: vec!["WebFetch".into()],
+            permission_mode: Some("acceptEdits".into()),
+            append_system_prompt: None,
+            mcp_config: None,
+            session_id: Some("0b5c7e1d-aaaa-4bbb-8ccc-ddddeeeeffff".into()),
+            max_budget_usd: Some(0.5),
+        };
+        assert_eq!(
+            options.to_args(Some("/run/mcp.json")),
+            [
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages",
+                "--strict-mcp-config",
+                "--max-turns=5",
+                "--model=sonnet",
+                "--tools=Read,Bash",
+                "--allowedTools=Read,Bash(git status),Bash(git diff *),mcp__github",
+                "--disallowedTools=WebFetch",
+                "--permission-mode=acceptEdits",
+                "--mcp-config=/run/mcp.json",
+                "--session-id=0b5c7e1d-aaaa-4bbb-8ccc-ddddeeeeffff",
+                "--max-budget-usd=0.500000",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_grant_keeps_the_defaults_and_an_empty_one_means_no_tools() {
+        let args = AgentOptions::default().to_args(None);
+        assert!(!args.iter().any(|a| a.starts_with("--tools")), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.starts_with("--max-budget")),
+            "{args:?}"
+        );
+        let none = AgentOptions {
+            allowed_tools: Some(Vec::new()),
+            ..AgentOptions::default()
+        };
+        let args = none.to_args(None);
+        assert!(args.contains(&"--tools=".to_owned()), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.starts_with("--allowedTools")),
+            "{args:?}"
+        );
     }
 }

@@ -105,9 +105,18 @@ impl ProcessRunner {
             .ok_or_else(|| RunnerError::Start("empty agent command".into()))?;
         let mut cmd = self.command_in(program, &workspace, &home, &spec.env);
         cmd.args(leading)
-            .args(spec.agent.to_args(&spec.prompt, mcp_path.as_deref()));
+            .args(spec.agent.to_args(mcp_path.as_deref()))
+            .stdin(Stdio::piped());
         let max_line = spec.max_line_bytes;
-        let agent = run_child(cmd, program, lines.clone(), &stop, max_line).await?;
+        let agent = run_child(
+            cmd,
+            program,
+            Some(&spec.prompt),
+            lines.clone(),
+            &stop,
+            max_line,
+        )
+        .await?;
         let cumulative =
             super::workspace::list_changes(project_dir.clone(), workspace.clone()).await;
         let changed_files =
@@ -134,7 +143,7 @@ impl ProcessRunner {
                 let mut cmd = self.command_in("sh", &workspace, &home, &spec.env);
                 cmd.arg("-c").arg(command);
                 let (tx, tail) = checks::relay(lines.clone());
-                let ran = run_child(cmd, "sh", tx, &stop, max_line).await;
+                let ran = run_child(cmd, "sh", None, tx, &stop, max_line).await;
                 let tail = tail.await.unwrap_or_default();
                 checks.push(match ran {
                     Ok(child) => CheckRun {
@@ -204,11 +213,13 @@ struct ChildExit {
     duration: std::time::Duration,
 }
 
-/// Runs `cmd` to its end, its output lines sent to `lines`; on `stop`,
-/// kills its whole group. Whatever it left running dies with the group.
+/// Runs `cmd` to its end, `input` written on its (piped) stdin, its output
+/// lines sent to `lines`; on `stop`, kills its whole group. Whatever it left
+/// running dies with the group.
 async fn run_child(
     mut cmd: Command,
     program: &str,
+    input: Option<&str>,
     lines: mpsc::Sender<OutputLine>,
     stop: &CancellationToken,
     max_line: usize,
@@ -218,6 +229,16 @@ async fn run_child(
         .spawn()
         .map_err(|e| RunnerError::Start(format!("{program}: {e}")))?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_owned();
+        // Written beside the output readers (a large prompt must not block
+        // on a full pipe); closed when written, which ends the input. An
+        // agent that exits without reading it is no error.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let _ = stdin.write_all(input.as_bytes()).await;
+        });
+    }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let out_task = tokio::spawn(forward(stdout, Stream::Stdout, max_line, lines.clone()));

@@ -40,6 +40,9 @@ pub struct Args {
     pub settings: Option<String>,
     pub strict_mcp_config: bool,
     pub resume: Option<String>,
+    /// `--tools`: the built-in tools that exist (`None`: the defaults).
+    pub tools: Option<Vec<String>>,
+    pub include_partial_messages: bool,
 }
 
 /// What the command line asks for.
@@ -50,11 +53,15 @@ pub enum Command {
     Version,
 }
 
-pub const PERMISSION_MODES: [&str; 5] = [
+/// The modes of CLI 2.1.332 (its help lists all but `default`, which it
+/// still takes).
+pub const PERMISSION_MODES: [&str; 7] = [
     "acceptEdits",
+    "auto",
     "bypassPermissions",
     "default",
     "dontAsk",
+    "manual",
     "plan",
 ];
 
@@ -91,6 +98,8 @@ const OPTIONS: &[(&[&str], Kind)] = &[
     (&["--add-dir"], Kind::Variadic("directories...")),
     (&["--settings"], Kind::Value("file-or-json")),
     (&["--strict-mcp-config"], Kind::Switch),
+    (&["--tools"], Kind::Variadic("tools...")),
+    (&["--include-partial-messages"], Kind::Switch),
     (&["-r", "--resume"], Kind::Value("sessionId")),
     (&["-h", "--help"], Kind::Switch),
     (&["-v", "--version"], Kind::Switch),
@@ -113,13 +122,15 @@ Options:
   --disallowedTools, --disallowed-tools <tools...>
   --mcp-config <configs...>        files or JSON strings with `mcpServers`
   --append-system-prompt <prompt>
-  --permission-mode <mode>         acceptEdits, bypassPermissions, default, dontAsk, plan
+  --permission-mode <mode>         acceptEdits, auto, bypassPermissions, default, dontAsk, manual, plan
   --session-id <uuid>
   --dangerously-skip-permissions
   --max-budget-usd <amount>
   --add-dir <directories...>
   --settings <file-or-json>
   --strict-mcp-config
+  --tools <tools...>               the built-in tools that exist (\"\" none, \"default\")
+  --include-partial-messages       (accepted; no partial messages are printed)
   -r, --resume <sessionId>
   -h, --help
   -v, --version
@@ -193,6 +204,8 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             "--verbose" => args.verbose = true,
             "--dangerously-skip-permissions" => args.dangerously_skip_permissions = true,
             "--strict-mcp-config" => args.strict_mcp_config = true,
+            "--include-partial-messages" => args.include_partial_messages = true,
+            "--tools" => args.tools.get_or_insert_with(Vec::new).extend(values),
             "--help" => return Ok(Command::Help),
             "--version" => return Ok(Command::Version),
             "--output-format" => {
@@ -345,6 +358,8 @@ mod tests {
             "--settings",
             "/s.json",
             "--strict-mcp-config",
+            "--tools=",
+            "--include-partial-messages",
             "-r",
             "abc",
         ]);
@@ -369,6 +384,8 @@ mod tests {
                 settings: Some("/s.json".into()),
                 strict_mcp_config: true,
                 resume: Some("abc".into()),
+                tools: Some(vec![String::new()]),
+                include_partial_messages: true,
             }
         );
     }

@@ -297,10 +297,13 @@ impl Agent {
             Some(model) => model.to_string(),
         };
         let disallowed = args::split_tools(&args.disallowed_tools);
-        let tools = if args.allowed_tools.is_empty() {
-            DEFAULT_TOOLS.iter().map(|t| t.to_string()).collect()
-        } else {
-            args::split_tools(&args.allowed_tools)
+        // As the CLI: `--tools` says which tools exist; `--allowedTools`
+        // only pre-approves.
+        let defaults = || DEFAULT_TOOLS.iter().map(|t| t.to_string()).collect();
+        let tools: Vec<String> = match &args.tools {
+            None => defaults(),
+            Some(lists) if lists.iter().any(|l| l == "default") => defaults(),
+            Some(lists) => args::split_tools(lists),
         }
         .into_iter()
         .filter(|t| !disallowed.contains(t))

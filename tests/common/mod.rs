@@ -509,16 +509,22 @@ macro_rules! backend_tests {
     };
 }
 
-/// Whether any process whose command line contains `needle` is alive.
+/// Whether any process whose command line or working directory contains
+/// `needle` is alive. An agent's working directory (the process runner's
+/// workspace) holds its execution id; its prompt is on stdin, not in its
+/// command line.
 pub fn process_alive(needle: &str) -> bool {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return false;
     };
     dir.flatten().any(|e| {
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
         // Zombies (state Z) are dead, merely not yet reaped.
         let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
-        !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
+        !zombie
+            && (String::from_utf8_lossy(&cmdline).contains(needle)
+                || cwd.to_string_lossy().contains(needle))
     })
 }

@@ -312,7 +312,9 @@ pub struct LimitArgs {
     /// Model prices for running cost estimates: a JSON or YAML file of
     /// `{"models": {"sonnet": {"input": 3, "output": 15, "cache_write": 3.75,
     /// "cache_read": 0.3}, …}, "fallback": {…}}` in USD per million tokens
-    /// (default: Anthropic's list prices).
+    /// (default: what the Claude Code version ccs is tested with charges,
+    /// docs/claude-cli.md). A model no key matches is priced at the highest
+    /// rates of the table (and `fallback`), with a warning.
     #[arg(long, env = "CCS_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
 

@@ -373,6 +373,10 @@ async fn observe(
                 *result = Some(r.clone());
             }
             estimator.observe(&event);
+            if event.is_partial() {
+                // One per streamed chunk: counted, not logged.
+                return Ok(());
+            }
             event.kind()
         }
         Stream::Stderr => "stderr",

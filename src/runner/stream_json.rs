@@ -9,6 +9,7 @@
 //! | `system`, subtype `init` | [`Event::Init`] | remembers the session id and model |
 //! | `assistant` | [`Event::Assistant`] | logs the text and tool calls, feeds [`CostEstimator`] |
 //! | `user` | [`Event::User`] | logs how many tool results came back |
+//! | `stream_event` with `message_start` / `message_delta` | [`Event::StreamUsage`] | feeds [`CostEstimator`] (the only place the CLI prints a message's output tokens before the end); not logged |
 //! | `result` | [`Event::Result`] | decides the outcome ([`ResultMsg::is_success`]), records cost and turns |
 //! | anything else that is JSON | [`Event::Other`] | logs it, nothing more |
 //! | not JSON at all | [`Event::Unparsed`] | logs it verbatim |
@@ -54,6 +55,17 @@ pub enum Event {
         /// Names of the tools called by the message's `tool_use` blocks.
         tool_uses: Vec<String>,
         usage: Option<Usage>,
+    },
+    /// `{"type":"stream_event",…}` carrying the API's `message_start` or
+    /// `message_delta` (printed with `--include-partial-messages`): the
+    /// usage of a message as it streams. The `message_delta` one has the
+    /// message's output tokens, which its `assistant` lines lack.
+    StreamUsage {
+        /// `api_message_id` (or the `message_start`'s `message.id`).
+        message_id: Option<String>,
+        /// The `message_start`'s `message.model`; `None` on `message_delta`.
+        model: Option<String>,
+        usage: Usage,
     },
     /// `{"type":"user",…}`: tool results fed back to the model.
     User {
@@ -145,11 +157,22 @@ impl Event {
         match self {
             Event::Init { .. } => "system",
             Event::Assistant { .. } => "assistant",
+            Event::StreamUsage { .. } => "stream",
             Event::User { .. } => "user",
             Event::Result(_) => "result",
             Event::Other { kind, .. } if kind == "system" => "system",
             Event::Other { .. } => "other",
             Event::Unparsed(_) => "raw",
+        }
+    }
+
+    /// A `stream_event` line (`--include-partial-messages`): one per
+    /// streamed chunk, read for its usage and not logged.
+    pub fn is_partial(&self) -> bool {
+        match self {
+            Event::StreamUsage { .. } => true,
+            Event::Other { kind, .. } => kind == "stream_event",
+            _ => false,
         }
     }
 
@@ -188,6 +211,16 @@ impl Event {
                 }
                 s
             }
+            Event::StreamUsage {
+                message_id, usage, ..
+            } => format!(
+                "usage of {}: {} in, {} out, {} cache write, {} cache read",
+                message_id.as_deref().unwrap_or("a message"),
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_creation_input_tokens,
+                usage.cache_read_input_tokens
+            ),
             Event::User {
                 tool_results,
                 tool_errors,
@@ -310,6 +343,41 @@ fn from_message(v: &Value) -> Event {
             }
         }
         ("result", _) => Event::Result(result_of(v, subtype)),
+        ("stream_event", _) => {
+            let event = v.get("event").unwrap_or(&Value::Null);
+            let api_message_id = str_field(v, "api_message_id");
+            match event.get("type").and_then(Value::as_str) {
+                Some("message_start") => {
+                    let message = event.get("message").unwrap_or(&Value::Null);
+                    match message.get("usage").and_then(usage_of) {
+                        Some(usage) => Event::StreamUsage {
+                            message_id: api_message_id.or_else(|| str_field(message, "id")),
+                            model: str_field(message, "model"),
+                            usage,
+                        },
+                        None => Event::Other {
+                            kind,
+                            subtype: Some("message_start".into()),
+                        },
+                    }
+                }
+                Some("message_delta") => match event.get("usage").and_then(usage_of) {
+                    Some(usage) => Event::StreamUsage {
+                        message_id: api_message_id,
+                        model: None,
+                        usage,
+                    },
+                    None => Event::Other {
+                        kind,
+                        subtype: Some("message_delta".into()),
+                    },
+                },
+                other => Event::Other {
+                    kind,
+                    subtype: other.map(str::to_owned),
+                },
+            }
+        }
         _ => Event::Other { kind, subtype },
     }
 }
@@ -408,6 +476,24 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Each count the larger of the two: what is known of one message from
+    /// several reports of it (`message_start`, `assistant` lines,
+    /// `message_delta`), none of which may lower a count.
+    pub fn max_each(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cache_creation_input_tokens: self
+                .cache_creation_input_tokens
+                .max(other.cache_creation_input_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .max(other.cache_read_input_tokens),
+        }
+    }
+}
+
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, other: Usage) {
         self.input_tokens += other.input_tokens;
@@ -431,31 +517,51 @@ pub struct Price {
 }
 
 impl Price {
-    /// Anthropic's list price of Claude Sonnet (3.7, 4, 4.5).
+    /// The price of Claude Sonnet 4.x (list price; what the pinned CLI
+    /// charges for it too).
     pub const SONNET: Price = Price {
         input: 3.0,
         output: 15.0,
         cache_write: 3.75,
         cache_read: 0.30,
     };
+
+    /// Each rate the higher of the two.
+    fn max_each(self, other: Price) -> Price {
+        Price {
+            input: self.input.max(other.input),
+            output: self.output.max(other.output),
+            cache_write: self.cache_write.max(other.cache_write),
+            cache_read: self.cache_read.max(other.cache_read),
+        }
+    }
 }
 
 /// Prices per model, to estimate the cost of a run that has not reported one.
 ///
 /// A model is priced by the longest key of `models` that its name contains
 /// (case-insensitive), so `claude-opus-4-5-20251101` takes `opus-4-5` over
-/// `opus`; a model no key matches takes `fallback`. The defaults are
-/// Anthropic's list prices:
+/// `opus`. A model no key matches (or none named) is priced at the
+/// **highest** rate of each kind in the table, with a warning, never at a
+/// cheaper guess: an estimate may stop a run early, never let it overspend.
+///
+/// The defaults are what Claude Code 2.1.332 (the version ccs is tested
+/// with) computes as `modelUsage.costUSD`, read by running it against the
+/// model stand-in with a million tokens of each kind (docs/claude-cli.md):
 ///
 /// | key | input | output | cache write | cache read |
 /// |---|---|---|---|---|
-/// | `opus` (Opus 3, 4, 4.1) | 15 | 75 | 18.75 | 1.50 |
-/// | `opus-4-5`, `opus-4-6` | 5 | 25 | 6.25 | 0.50 |
-/// | `sonnet` | 3 | 15 | 3.75 | 0.30 |
+/// | `opus-5-5` (the CLI's default model; also what it charges for models it does not know, e.g. `sonnet-3-7`, `haiku-3-5`) | 4 | 20 | 5 | 0.20 |
+/// | `sonnet-5-5` | 2 | 10 | 2.50 | 0.10 |
+/// | `haiku-5-5` | 0.50 | 0.50 | 0.625 | 0.05 |
+/// | `fable-5-2`, `mythos-5-2` | 8 | 40 | 10 | 0.20 |
+/// | `fable-5-1`, `mythos-5-1` | 10 | 50 | 12.50 | 0.25 |
+/// | `opus-4-5` … `opus-4-8` | 5 | 25 | 6.25 | 0.50 |
+/// | `opus` (Opus 3, 4, 4.1: list price) | 15 | 75 | 18.75 | 1.50 |
+/// | `sonnet` (Sonnet 4.x) | 3 | 15 | 3.75 | 0.30 |
 /// | `haiku` (Haiku 4.5) | 1 | 5 | 1.25 | 0.10 |
 /// | `3-5-haiku` | 0.80 | 4 | 1 | 0.08 |
 /// | `3-haiku` | 0.25 | 1.25 | 0.30 | 0.03 |
-/// | fallback | 3 | 15 | 3.75 | 0.30 (as Sonnet) |
 ///
 /// Deserializable for configuration; a configured `models` replaces the
 /// default table as a whole, e.g. in TOML:
@@ -471,7 +577,9 @@ impl Price {
 #[serde(default, deny_unknown_fields)]
 pub struct PriceTable {
     pub models: BTreeMap<String, Price>,
-    pub fallback: Price,
+    /// A floor for unknown models: they are priced at the higher of this
+    /// and [`Self::highest`], rate by rate (never lower).
+    pub fallback: Option<Price>,
 }
 
 impl Default for PriceTable {
@@ -482,10 +590,25 @@ impl Default for PriceTable {
             cache_write,
             cache_read,
         };
+        let opus_5_5 = price(4.0, 20.0, 5.0, 0.20);
+        let fable_5_2 = price(8.0, 40.0, 10.0, 0.20);
+        let fable_5_1 = price(10.0, 50.0, 12.5, 0.25);
+        let opus_4_5 = price(5.0, 25.0, 6.25, 0.50);
         let models = [
+            ("opus-5-5", opus_5_5),
+            ("sonnet-5-5", price(2.0, 10.0, 2.5, 0.10)),
+            ("haiku-5-5", price(0.5, 0.5, 0.625, 0.05)),
+            ("fable-5-2", fable_5_2),
+            ("mythos-5-2", fable_5_2),
+            ("fable-5-1", fable_5_1),
+            ("mythos-5-1", fable_5_1),
+            ("opus-4-5", opus_4_5),
+            ("opus-4-6", opus_4_5),
+            ("opus-4-7", opus_4_5),
+            ("opus-4-8", opus_4_5),
+            ("sonnet-3-7", opus_5_5),
+            ("haiku-3-5", opus_5_5),
             ("opus", price(15.0, 75.0, 18.75, 1.50)),
-            ("opus-4-5", price(5.0, 25.0, 6.25, 0.50)),
-            ("opus-4-6", price(5.0, 25.0, 6.25, 0.50)),
             ("sonnet", Price::SONNET),
             ("haiku", price(1.0, 5.0, 1.25, 0.10)),
             ("3-5-haiku", price(0.80, 4.0, 1.0, 0.08)),
@@ -496,44 +619,68 @@ impl Default for PriceTable {
                 .into_iter()
                 .map(|(key, price)| (key.to_string(), price))
                 .collect(),
-            fallback: Price::SONNET,
+            fallback: None,
         }
     }
 }
 
 impl PriceTable {
-    /// The price of `model` (the fallback when unknown or `None`).
-    pub fn price(&self, model: Option<&str>) -> &Price {
-        let Some(model) = model else {
-            return &self.fallback;
-        };
+    /// The price of `model`, or `None` when no key matches it.
+    pub fn known_price(&self, model: &str) -> Option<Price> {
         let model = model.to_ascii_lowercase();
         self.models
             .iter()
             .filter(|(key, _)| !key.is_empty() && model.contains(&key.to_ascii_lowercase()))
             .max_by_key(|(key, _)| key.len())
-            .map(|(_, price)| price)
-            .unwrap_or(&self.fallback)
+            .map(|(_, price)| *price)
     }
+
+    /// The highest rate of each kind in the table: the price of a model it
+    /// does not know.
+    pub fn highest(&self) -> Price {
+        self.models
+            .values()
+            .copied()
+            .chain(self.fallback)
+            .reduce(Price::max_each)
+            .unwrap_or(Price::SONNET)
+    }
+
+    /// The price of `model`; an unknown or unnamed one at [`Self::highest`].
+    pub fn price(&self, model: Option<&str>) -> Price {
+        model
+            .and_then(|m| self.known_price(m))
+            .unwrap_or_else(|| self.highest())
+    }
+}
+
+/// What is known of one API message.
+#[derive(Debug, Clone, Default)]
+struct MessageSeen {
+    model: Option<String>,
+    usage: Usage,
 }
 
 /// Running cost of one run, fed every [`Event`] of it in order.
 ///
 /// Before the `result` line the estimate is the sum, over distinct
-/// `message.id`s, of each message's `usage` priced for its model (the
-/// message's own `model`, else the `init` line's). When the same id comes
-/// again with a larger usage (a CLI that streams a message's growth), the
-/// larger one counts. Once a `result` with a cost arrives, that cost is the
-/// answer.
+/// `message.id`s, of each message's usage priced for its model (the
+/// message's own `model`, else the `init` line's). A message is reported
+/// several times — its `stream_event` `message_start`, its `assistant`
+/// lines (one per content block, each with the `message_start` usage), its
+/// `message_delta` with the final output count — and each count is the
+/// largest reported for it. Once a `result` with a cost arrives, that cost
+/// is the answer.
 #[derive(Debug, Clone, Default)]
 pub struct CostEstimator {
     prices: PriceTable,
     init_model: Option<String>,
-    /// Cost of each message seen, by `message.id`.
-    messages: HashMap<String, f64>,
+    messages: HashMap<String, MessageSeen>,
     /// Cost of `assistant` lines without a message id (each counted).
     anonymous: f64,
     reported: Option<f64>,
+    /// Models priced at the highest rate, each warned about once.
+    unknown_models: Vec<String>,
 }
 
 impl CostEstimator {
@@ -545,30 +692,67 @@ impl CostEstimator {
     }
 
     pub fn observe(&mut self, event: &Event) {
-        match event {
-            Event::Init { model, .. } => self.init_model.clone_from(model),
+        let (message_id, model, usage) = match event {
+            Event::Init { model, .. } => {
+                self.init_model.clone_from(model);
+                return;
+            }
             Event::Assistant {
                 message_id,
                 model,
                 usage: Some(usage),
                 ..
-            } => {
-                let model = model.as_deref().or(self.init_model.as_deref());
-                let cost = usage.cost_usd(self.prices.price(model));
-                match message_id {
-                    Some(id) => {
-                        let seen = self.messages.entry(id.clone()).or_insert(0.0);
-                        *seen = seen.max(cost);
-                    }
-                    None => self.anonymous += cost,
-                }
-            }
+            } => (message_id, model, usage),
+            Event::StreamUsage {
+                message_id,
+                model,
+                usage,
+            } => (message_id, model, usage),
             Event::Result(ResultMsg {
                 total_cost_usd: Some(cost),
                 ..
-            }) if self.reported.is_none() => self.reported = Some(*cost),
-            _ => {}
+            }) => {
+                if self.reported.is_none() {
+                    self.reported = Some(*cost);
+                }
+                return;
+            }
+            _ => return,
+        };
+        if let Some(model) = model.clone().or_else(|| self.init_model.clone()) {
+            self.warn_if_unknown(&model);
         }
+        match message_id {
+            Some(id) => {
+                let seen = self.messages.entry(id.clone()).or_default();
+                seen.usage = seen.usage.max_each(*usage);
+                if model.is_some() {
+                    seen.model.clone_from(model);
+                }
+            }
+            None => {
+                let model = model.as_deref().or(self.init_model.as_deref());
+                self.anonymous += usage.cost_usd(&self.prices.price(model));
+            }
+        }
+    }
+
+    fn warn_if_unknown(&mut self, model: &str) {
+        if self.prices.known_price(model).is_none()
+            && !self.unknown_models.iter().any(|m| m == model)
+        {
+            tracing::warn!(
+                model,
+                "no price known for this model: estimating its cost at the highest known rates"
+            );
+            self.unknown_models.push(model.to_owned());
+        }
+    }
+
+    /// Models the estimate priced at the highest rate because the price
+    /// table does not know them.
+    pub fn unknown_models(&self) -> &[String] {
+        &self.unknown_models
     }
 
     /// The reported cost once the first `result` line gave one (a later
@@ -578,9 +762,17 @@ impl CostEstimator {
         self.reported.unwrap_or_else(|| self.running_estimate_usd())
     }
 
-    /// The estimate from the `assistant` lines alone.
+    /// The estimate from the usage lines alone.
     pub fn running_estimate_usd(&self) -> f64 {
-        self.messages.values().sum::<f64>() + self.anonymous
+        let messages: f64 = self
+            .messages
+            .values()
+            .map(|m| {
+                let model = m.model.as_deref().or(self.init_model.as_deref());
+                m.usage.cost_usd(&self.prices.price(model))
+            })
+            .sum();
+        messages + self.anonymous
     }
 
     /// The cost the `result` line reported, if it came.
@@ -886,14 +1078,30 @@ mod tests {
     #[test]
     fn price_lookup_prefers_longest_key() {
         let table = PriceTable::default();
-        assert_eq!(table.price(Some("claude-sonnet-4-5")), &Price::SONNET);
+        assert_eq!(table.price(Some("claude-sonnet-4-5")), Price::SONNET);
+        // The pinned CLI's own models and prices.
+        assert_eq!(table.price(Some("claude-opus-5-5")).output, 20.0);
+        assert_eq!(table.price(Some("claude-sonnet-5-5")).cache_read, 0.10);
+        assert_eq!(table.price(Some("claude-haiku-5-5")).cache_write, 0.625);
+        assert_eq!(table.price(Some("claude-fable-5-1")).input, 10.0);
+        assert_eq!(table.price(Some("claude-mythos-5-2")).output, 40.0);
+        assert_eq!(table.price(Some("claude-opus-4-8")).input, 5.0);
         assert_eq!(table.price(Some("claude-opus-4-1-20250805")).output, 75.0);
         assert_eq!(table.price(Some("claude-opus-4-5-20251101")).output, 25.0);
         assert_eq!(table.price(Some("Claude-Haiku-4-5")).input, 1.0);
         assert_eq!(table.price(Some("claude-3-5-haiku-20241022")).input, 0.80);
         assert_eq!(table.price(Some("claude-3-haiku-20240307")).input, 0.25);
-        assert_eq!(table.price(Some("gpt-something")), &Price::SONNET);
-        assert_eq!(table.price(None), &Price::SONNET);
+        // Unknown or unnamed: the highest rate of each kind, never cheaper.
+        let highest = Price {
+            input: 15.0,
+            output: 75.0,
+            cache_write: 18.75,
+            cache_read: 1.50,
+        };
+        assert_eq!(table.highest(), highest);
+        assert_eq!(table.price(Some("gpt-something")), highest);
+        assert_eq!(table.price(None), highest);
+        assert_eq!(table.known_price("gpt-something"), None);
     }
 
     #[test]
@@ -904,7 +1112,17 @@ mod tests {
         .expect("valid table");
         assert_eq!(table.models.len(), 1);
         assert_eq!(table.price(Some("x-mine-1")).cache_read, 4.0);
-        assert_eq!(table.fallback, Price::SONNET);
+        assert_eq!(table.fallback, None);
+        assert_eq!(table.price(Some("other")).output, 2.0);
+        // A fallback only raises the price of unknown models.
+        let table: PriceTable = serde_json::from_str(
+            r#"{"models":{"mine":{"input":1,"output":2,"cache_write":3,"cache_read":4}},
+                "fallback":{"input":9,"output":1,"cache_write":1,"cache_read":1}}"#,
+        )
+        .expect("valid table");
+        assert_eq!(table.price(Some("other")).input, 9.0);
+        assert_eq!(table.price(Some("other")).output, 2.0);
+        assert_eq!(table.price(Some("mine")).input, 1.0);
         let empty: PriceTable = serde_json::from_str("{}").expect("valid table");
         assert_eq!(empty, PriceTable::default());
         assert!(serde_json::from_str::<PriceTable>(r#"{"modles":{}}"#).is_err());
@@ -966,7 +1184,57 @@ mod tests {
         est.observe(&parse_line(&line(100)));
         est.observe(&parse_line(&line(1000)));
         est.observe(&parse_line(&line(10)));
-        assert!((est.estimate_usd() - 1000.0 * 15.0 / 1e6).abs() < 1e-12);
+        // No model known: the highest output rate (Opus 4.1's 75).
+        assert!((est.estimate_usd() - 1000.0 * 75.0 / 1e6).abs() < 1e-12);
+    }
+
+    /// What CLI 2.1.332 prints with `--include-partial-messages` for one
+    /// message: the assistant line carries `message_start`'s usage (1 output
+    /// token); the `message_delta` stream event has the real output count.
+    #[test]
+    fn estimator_reads_the_stream_events_usage() {
+        let start = r#"{"type":"stream_event","event":{"message":{"content":[],"id":"msg_1","model":"claude-opus-5-5","role":"assistant","type":"message","usage":{"cache_creation_input_tokens":3000,"cache_read_input_tokens":0,"input_tokens":1000,"output_tokens":1}},"type":"message_start"},"session_id":"s","api_message_id":"msg_1"}"#;
+        let assistant = r#"{"type":"assistant","message":{"content":[{"text":"I'll write it.","type":"text"}],"id":"msg_1","model":"claude-opus-5-5","usage":{"cache_creation_input_tokens":3000,"cache_read_input_tokens":0,"input_tokens":1000,"output_tokens":1}}}"#;
+        let delta = r#"{"type":"stream_event","event":{"delta":{"stop_reason":"tool_use","stop_sequence":null},"type":"message_delta","usage":{"cache_creation_input_tokens":3000,"cache_read_input_tokens":0,"input_tokens":1000,"output_tokens":200}},"session_id":"s","api_message_id":"msg_1"}"#;
+        let text_delta = r#"{"type":"stream_event","event":{"delta":{"text":"x","type":"text_delta"},"index":0,"type":"content_block_delta"},"api_message_id":"msg_1"}"#;
+        assert_eq!(
+            parse_line(delta),
+            Event::StreamUsage {
+                message_id: Some("msg_1".into()),
+                model: None,
+                usage: Usage {
+                    input_tokens: 1000,
+                    output_tokens: 200,
+                    cache_creation_input_tokens: 3000,
+                    cache_read_input_tokens: 0,
+                },
+            }
+        );
+        assert_eq!(parse_line(delta).kind(), "stream");
+        assert_eq!(
+            parse_line(text_delta),
+            Event::Other {
+                kind: "stream_event".into(),
+                subtype: Some("content_block_delta".into()),
+            }
+        );
+        let mut est = CostEstimator::default();
+        for line in [start, assistant, text_delta, assistant, delta] {
+            est.observe(&parse_line(line));
+        }
+        // 1000 × 4 + 200 × 20 + 3000 × 5 (per million): the CLI's 0.023.
+        assert!((est.estimate_usd() - 0.023).abs() < 1e-12, "{}", est.estimate_usd());
+        assert!(est.unknown_models().is_empty());
+    }
+
+    #[test]
+    fn estimator_names_unknown_models() {
+        let mut est = CostEstimator::default();
+        est.observe(&parse_line(
+            r#"{"type":"assistant","message":{"id":"a","model":"claude-next-9","usage":{"output_tokens":1000}}}"#,
+        ));
+        assert_eq!(est.unknown_models(), ["claude-next-9"]);
+        assert!((est.estimate_usd() - 0.075).abs() < 1e-12);
     }
 
     #[test]

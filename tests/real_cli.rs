@@ -1,0 +1,425 @@
+//! Acceptance tests with the real Claude Code CLI (the pinned version,
+//! `scripts/install-claude-cli.sh`) in the loop, talking to the model
+//! stand-in (`ccs-model-stub`) instead of Anthropic's API: the pipeline end
+//! to end, the tool grant, the cost ceiling, an overloaded model, cancel and
+//! timeout of the CLI's process tree, and ccs's live cost estimate against
+//! the CLI's own `total_cost_usd`.
+//!
+//! The CLI is found at `CCS_CLAUDE_CLI` or `.ccs-tools/claude`; without it
+//! the tests are skipped, and with `CI=true` they fail. They run on SQLite
+//! with the process runner: what they check is the CLI's behaviour under
+//! ccs, not the database (the other suites run every backend).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ccs::db::Backend;
+use ccs::runner::process::ProcessRunner;
+use ccs::runner::stream_json::{CostEstimator, Event, PriceTable, parse_line};
+use ccs_model_stub::{Block, ModelStub, Scenario, Step, StepUsage};
+use common::{Options, TestApp, spawn_app};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The pinned CLI, or `None` (skip) when it is not installed; with
+/// `CI=true` a missing CLI fails the test.
+fn claude() -> Option<PathBuf> {
+    let path = std::env::var_os("CCS_CLAUDE_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".ccs-tools/claude"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: the Claude Code CLI is required, not found at {} (scripts/install-claude-cli.sh)",
+        path.display()
+    );
+    eprintln!(
+        "skipped: no Claude Code CLI at {} (scripts/install-claude-cli.sh)",
+        path.display()
+    );
+    None
+}
+
+/// A container.yaml pointing the CLI at `stub`, then `extra`.
+fn container_yaml(stub: &ModelStub, extra: &str) -> String {
+    let mut yaml = String::from("env:\n");
+    for (name, value) in stub.cli_env() {
+        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
+    }
+    // The CLI retries an overloaded model 10 times over minutes by default.
+    yaml.push_str("  CLAUDE_CODE_MAX_RETRIES: \"2\"\n");
+    yaml.push_str(extra);
+    yaml
+}
+
+/// An app whose in-process worker runs the real CLI with the process runner.
+struct RealCliApp {
+    app: TestApp,
+    _runs: tempfile::TempDir,
+}
+
+async fn app_with(stub: &ModelStub, extra_yaml: &str) -> Option<RealCliApp> {
+    let cli = claude()?;
+    let runs = tempfile::tempdir().unwrap();
+    let runner = ProcessRunner {
+        command: vec![cli.display().to_string()],
+        work_dir: runs.path().to_path_buf(),
+        pass_env: Vec::new(),
+    };
+    let app = spawn_app(
+        Backend::Sqlite,
+        Options {
+            container_yaml: Some(container_yaml(stub, extra_yaml)),
+            runner: Some(Arc::new(runner)),
+            ..Options::default()
+        },
+    )
+    .await?;
+    Some(RealCliApp { app, _runs: runs })
+}
+
+/// The execution's log rows.
+async fn logs(app: &TestApp, id: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/v1/executions/{id}/logs")).await;
+    assert_eq!(status, 200);
+    body["logs"].as_array().cloned().unwrap_or_default()
+}
+
+/// The CLI's `result` line, from the log.
+fn result_line(logs: &[Value]) -> Value {
+    logs.iter()
+        .filter(|l| l["kind"] == "result")
+        .find_map(|l| serde_json::from_str(l["text"].as_str()?).ok())
+        .expect("a result line in the log")
+}
+
+fn log_text(logs: &[Value]) -> String {
+    logs.iter()
+        .map(|l| format!("[{}] {}", l["kind"].as_str().unwrap_or(""), l["text"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The built-in tools offered to the model, without the CLI's internal
+/// placeholder.
+fn offered(request: &ccs_model_stub::Recorded) -> Vec<String> {
+    let mut tools: Vec<String> = request
+        .tool_names()
+        .into_iter()
+        .filter(|t| t != "DeferredToolPlaceholder")
+        .collect();
+    tools.sort();
+    tools
+}
+
+/// Waits until `stub` has received `n` message requests.
+async fn wait_requests(stub: &ModelStub, n: usize) {
+    let start = Instant::now();
+    while stub.message_requests().len() < n {
+        assert!(start.elapsed() < WAIT, "the CLI never asked the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_real_cli_runs_a_prompt_end_to_end() {
+    let mut first = Step::tool_use(
+        "Write",
+        json!({"file_path": "hello.txt", "content": "hello from the model\n"}),
+    );
+    first.content.insert(0, Block::Text("I'll write it.".into()));
+    let stub = ModelStub::start(Scenario::new(vec![
+        first.with_usage(StepUsage {
+            input_tokens: 1000,
+            output_tokens: 200,
+            cache_creation_input_tokens: 3000,
+            cache_read_input_tokens: 0,
+        }),
+        Step::text("Wrote hello.txt.").with_usage(StepUsage {
+            input_tokens: 50,
+            output_tokens: 100,
+            cache_creation_input_tokens: 500,
+            cache_read_input_tokens: 3000,
+        }),
+    ]))
+    .await
+    .unwrap();
+    let yaml = "tools:\n  allowed: [Read, Write]\nagent:\n  model: sonnet\n  maxTurns: 5\n";
+    let Some(RealCliApp { app, _runs }) = app_with(&stub, yaml).await else {
+        return;
+    };
+    let prompt = "Create hello.txt -- with a greeting; --help is not an option here";
+    let id = app.submit(prompt).await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let logs = logs(&app, &id).await;
+    let text = log_text(&logs);
+    assert_eq!(e["status"], "succeeded", "{e}\n{text}");
+    assert_eq!(e["result"], "Wrote hello.txt.");
+    assert_eq!(e["numTurns"], 2);
+    assert!(text.contains("[ccs] changed files: hello.txt"), "{text}");
+    // The CLI's own cost is the recorded one: Sonnet 5.5 at the CLI's rates.
+    let result = result_line(&logs);
+    let reported = result["total_cost_usd"].as_f64().unwrap();
+    assert_eq!(e["costUsd"].as_f64().unwrap(), reported);
+    assert_eq!(e["costEstimated"], false);
+    let expected = (1050.0 * 2.0 + 300.0 * 10.0 + 3500.0 * 2.5 + 3000.0 * 0.1) / 1e6;
+    assert!((reported - expected).abs() < 1e-9, "{reported} vs {expected}");
+    // Partial messages are read for cost, not logged one per chunk.
+    assert!(!logs.iter().any(|l| l["kind"] == "stream"), "{text}");
+    assert!(!text.contains("content_block_delta"), "{text}");
+
+    // What the CLI sent: only the granted tools, the prompt (from stdin),
+    // the model asked for, no MCP tools; nothing but model turns.
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.uri, "/v1/messages?beta=true");
+        assert_eq!(request.model().as_deref(), Some("claude-sonnet-5-5"));
+        assert_eq!(offered(request), ["Read", "Write"]);
+        assert!(!request.tool_names().iter().any(|t| t.starts_with("mcp__")));
+        assert!(request.user_texts().iter().any(|t| t.contains(prompt)), "{:?}", request.user_texts());
+        assert!(request.system_text().len() > 1000);
+        assert_eq!(request.headers["x-api-key"], "sk-ant-stub-key");
+    }
+    // The second turn carried the Write tool's real result.
+    assert!(
+        requests[1]
+            .user_texts()
+            .iter()
+            .any(|t| t.contains("File created successfully")),
+        "{:?}",
+        requests[1].user_texts()
+    );
+    // The project itself is untouched.
+    assert!(!app.project_dir.path().join("hello.txt").exists());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tool_outside_the_grant_is_neither_offered_nor_run() {
+    let stub = ModelStub::start(Scenario::new(vec![
+        // Offered (Bash is granted for `git status` only), refused for this input.
+        Step::tool_use(
+            "Bash",
+            json!({"command": "touch pwned-by-bash.txt", "description": "make a file"}),
+        ),
+        // Not offered at all.
+        Step::tool_use(
+            "Write",
+            json!({"file_path": "pwned-by-write.txt", "content": "x"}),
+        ),
+        Step::text("I could not."),
+    ]))
+    .await
+    .unwrap();
+    let yaml = "tools:\n  allowed: [Read, \"Bash(git status)\"]\n";
+    let Some(RealCliApp { app, _runs }) = app_with(&stub, yaml).await else {
+        return;
+    };
+    let id = app.submit("try to write files").await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let logs = logs(&app, &id).await;
+    let text = log_text(&logs);
+    assert_eq!(e["status"], "succeeded", "{e}\n{text}");
+    assert!(!text.contains("changed files"), "{text}");
+    let result = result_line(&logs);
+    let denials = result["permission_denials"].as_array().unwrap();
+    assert_eq!(denials.len(), 1, "{result}");
+    assert_eq!(denials[0]["tool_name"], "Bash");
+    assert_eq!(denials[0]["tool_input"]["command"], "touch pwned-by-bash.txt");
+    let requests = stub.message_requests();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(offered(request), ["Bash", "Read"]);
+    }
+    // The model was told: Bash refused, Write does not exist.
+    let told = requests[2].user_texts().join("\n");
+    assert!(told.contains("No such tool available: Write"), "{told}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cost_ceiling_stops_the_cli_mid_stream() {
+    // The answer's message_start reports 2M input tokens on Opus 5.5 ($8,
+    // over the default $5 ceiling), then the stream never ends.
+    let stub = ModelStub::start(Scenario::new(vec![Step {
+        content: vec![Block::Text("thinking about it".into())],
+        usage: StepUsage {
+            input_tokens: 2_000_000,
+            ..StepUsage::default()
+        },
+        hang: true,
+        ..Step::default()
+    }]))
+    .await
+    .unwrap();
+    let Some(RealCliApp { app, _runs }) = app_with(&stub, "").await else {
+        return;
+    };
+    let id = app.submit("spend a lot").await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let text = log_text(&logs(&app, &id).await);
+    assert_eq!(e["status"], "budget_exceeded", "{e}\n{text}");
+    assert_eq!(e["costEstimated"], true);
+    assert!((e["costUsd"].as_f64().unwrap() - 8.0).abs() < 0.01, "{e}");
+    assert!(text.contains("passed this run's ceiling of $5.00"), "{text}");
+    assert_eq!(stub.message_requests().len(), 1);
+    assert!(!common::process_alive(&id), "the CLI outlived its stop");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_overloaded_model_fails_the_run_with_the_clis_error() {
+    let stub = ModelStub::start(Scenario::new(vec![Step::error(529, Some(0), 0)]))
+        .await
+        .unwrap();
+    let Some(RealCliApp { app, _runs }) = app_with(&stub, "").await else {
+        return;
+    };
+    let id = app.submit("hello").await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let text = log_text(&logs(&app, &id).await);
+    assert_eq!(e["status"], "failed", "{e}\n{text}");
+    let error = e["error"].as_str().unwrap();
+    assert!(error.contains("529 Overloaded"), "{error}");
+    assert_eq!(e["attempts"], 1, "{e}");
+    // The CLI's own retries (CLAUDE_CODE_MAX_RETRIES=2), and nothing more.
+    assert_eq!(stub.message_requests().len(), 3);
+    assert_eq!(text.matches("api_retry").count(), 2, "{text}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeout_and_cancel_kill_the_clis_process_tree() {
+    // The model asks for a shell command that outlives a plain kill of the
+    // CLI (a background sleep), then the next answer never ends.
+    let stub = ModelStub::start(Scenario::new(vec![
+        Step::tool_use(
+            "Bash",
+            json!({"command": "(sleep 300 &) ; echo started", "description": "start"}),
+        )
+        .times(1),
+        Step {
+            content: vec![Block::Text("waiting".into())],
+            hang: true,
+            times: 0,
+            ..Step::default()
+        },
+    ]))
+    .await
+    .unwrap();
+    let yaml = "tools:\n  allowed: [Bash]\nresources:\n  timeout: 8s\n";
+    let Some(RealCliApp { app, _runs }) = app_with(&stub, yaml).await else {
+        return;
+    };
+    let timed = app.submit("run it").await;
+    let e = app.wait_terminal(&timed, WAIT).await;
+    let text = log_text(&logs(&app, &timed).await);
+    assert_eq!(e["status"], "timed_out", "{e}\n{text}");
+    assert!(text.contains("started"), "the Bash tool ran: {text}");
+    assert!(!common::process_alive(&timed), "something of the CLI's is left");
+
+    let cancelled = app.submit("run it again").await;
+    wait_requests(&stub, 3).await;
+    assert!(common::process_alive(&cancelled));
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/executions/{cancelled}/cancel"))
+            .await,
+        202
+    );
+    let e = app.wait_terminal(&cancelled, WAIT).await;
+    assert_eq!(e["status"], "cancelled", "{e}");
+    assert!(!common::process_alive(&cancelled), "something of the CLI's is left");
+    app.shutdown().await;
+}
+
+/// ccs's live estimate, from the lines before the `result`, against the
+/// CLI's own `total_cost_usd`: several models, cache writes and reads,
+/// several turns. The CLI runs directly here (what ccs would run), so the
+/// estimate sees every line.
+#[tokio::test]
+async fn the_live_estimate_is_within_two_percent_of_the_clis_cost() {
+    let Some(cli) = claude() else {
+        return;
+    };
+    let turn = |input: u64, output: u64, write: u64, read: u64| StepUsage {
+        input_tokens: input,
+        output_tokens: output,
+        cache_creation_input_tokens: write,
+        cache_read_input_tokens: read,
+    };
+    let models = [
+        "opus",
+        "sonnet",
+        "haiku",
+        "claude-fable-5-2",
+        "claude-mythos-5-1",
+        "claude-opus-4-6",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    ];
+    for model in models {
+        let stub = ModelStub::start(Scenario::new(vec![
+            Step::tool_use("Read", json!({"file_path": "README.md"}))
+                .with_usage(turn(3, 420, 12_000, 0)),
+            Step::tool_use("Read", json!({"file_path": "README.md"}))
+                .with_usage(turn(5, 1_300, 800, 12_000)),
+            Step::text("The README says hello.").with_usage(turn(8, 2_700, 450, 12_800)),
+        ]))
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        std::fs::write(dir.path().join("ws/README.md"), "hello\n").unwrap();
+        let args = ccs::runner::AgentOptions {
+            model: Some(model.into()),
+            allowed_tools: Some(vec!["Read".into()]),
+            ..Default::default()
+        }
+        .to_args(None);
+        let mut child = tokio::process::Command::new(&cli)
+            .args(&args)
+            .current_dir(dir.path().join("ws"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", dir.path().join("home"))
+            .envs(stub.cli_env())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"what does the README say?").await.unwrap();
+        }
+        let output = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the CLI ended")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mut estimator = CostEstimator::new(PriceTable::default());
+        let mut reported = None;
+        for line in stdout.lines() {
+            match parse_line(line) {
+                Event::Result(r) => reported = r.total_cost_usd,
+                event => estimator.observe(&event),
+            }
+        }
+        let reported = reported.unwrap_or_else(|| panic!("{model}: no result\n{stdout}"));
+        let estimate = estimator.running_estimate_usd();
+        let off = (estimate - reported).abs() / reported;
+        println!("{model}: estimate ${estimate:.6}, CLI ${reported:.6}, {:.3}% off", off * 100.0);
+        assert!(off <= 0.02, "{model}: estimate {estimate} vs the CLI's {reported}");
+        assert!(estimator.unknown_models().is_empty(), "{model}");
+        assert_eq!(stub.message_requests().len(), 3, "{model}");
+    }
+}

@@ -24,6 +24,9 @@ pub struct Submission {
     /// (it then waits for the next day, or is refused, by the workers'
     /// policy); otherwise such a submission is refused at once.
     pub queue_if_over_budget: bool,
+    /// Continue the Claude Code session of this earlier execution (of the
+    /// same project, ended with a session kept: [`crate::runner::session`]).
+    pub resume_from: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,9 @@ pub async fn submit(
         )));
     }
     let project = resolve_project(store, &sub.project).await?;
+    if let Some(from) = &sub.resume_from {
+        check_resumable(store, from, project.id).await?;
+    }
     if !sub.queue_if_over_budget
         && let Some(row) =
             crate::limits::budget::budget_exceeded_for_project(store, project.id, sub.api_key_id)
@@ -94,6 +100,7 @@ pub async fn submit(
             source: sub.source,
             idempotency_key: sub.idempotency_key,
             api_key_id: sub.api_key_id,
+            resume_from: sub.resume_from,
         })
         .await?;
     if created.created {
@@ -101,6 +108,27 @@ pub async fn submit(
             .increment(1);
     }
     Ok(created)
+}
+
+/// That `from` is an execution of `project_id` that left a session to
+/// resume; otherwise the reason, for the client.
+async fn check_resumable(store: &Store, from: &str, project_id: i64) -> Result<(), SubmitError> {
+    let unknown = || SubmitError::Invalid(format!("resumeFrom: execution {from:?} not found"));
+    if from.is_empty() || from.len() > 64 {
+        return Err(unknown());
+    }
+    let earlier = store.execution(from).await?.ok_or_else(unknown)?;
+    if earlier.project_id != project_id {
+        // Another project's session is not this project's to see.
+        return Err(unknown());
+    }
+    if !store.has_execution_session(from).await? {
+        return Err(SubmitError::Invalid(format!(
+            "resumeFrom: execution {from} left no Claude Code session to resume \
+             (it has not ended, was stopped, or ran where sessions are not kept)"
+        )));
+    }
+    Ok(())
 }
 
 pub async fn resolve_project(store: &Store, r: &ProjectRef) -> Result<Project, SubmitError> {

@@ -40,6 +40,7 @@ fn new_execution(project_id: i64, key: Option<&str>) -> NewExecution {
         source: "api".into(),
         idempotency_key: key.map(str::to_owned),
         api_key_id: None,
+        resume_from: None,
     }
 }
 
@@ -153,6 +154,10 @@ async fn execution_lifecycle(backend: Backend) {
         duration_ms: Some(1500),
         validation: Some(r#"{"passed":true,"tests":{"exitCode":0,"durationMs":12}}"#.into()),
         changes: Some(vec![0, 1, 2, 255]),
+        session: Some(ccs::runner::session::Session {
+            session_id: "11111111-2222-4333-8444-555555555555".into(),
+            transcript_gz: (0..=255).collect(),
+        }),
     };
     let mut other = outcome.clone();
     other.status = ExecutionStatus::Failed;
@@ -181,10 +186,20 @@ async fn execution_lifecycle(backend: Backend) {
     );
     assert!(s.has_execution_changes(&e.id).await.unwrap());
     assert!(!s.has_execution_changes("nope").await.unwrap());
+    // So did the session, for a later run to resume.
+    assert_eq!(s.execution_session(&e.id).await.unwrap(), outcome.session);
+    assert!(s.has_execution_session(&e.id).await.unwrap());
+    assert!(!s.has_execution_session("nope").await.unwrap());
+    assert_eq!(s.execution_session("nope").await.unwrap(), None);
     assert_eq!(
         s.execution_counts().await.unwrap(),
         [("succeeded".to_owned(), 1)]
     );
+    // An execution that resumes it says so.
+    let mut resuming = new_execution(p.id, None);
+    resuming.resume_from = Some(e.id.clone());
+    let r = s.create_execution(&resuming).await.unwrap().value;
+    assert_eq!(r.resume_from.as_deref(), Some(e.id.as_str()));
     database.close().await;
 }
 backend_tests!(execution_lifecycle, super::execution_lifecycle);

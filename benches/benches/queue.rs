@@ -432,6 +432,7 @@ async fn enqueue_many(service: &Service, n: usize) -> anyhow::Result<()> {
                         source: "bench".into(),
                         idempotency_key: None,
                         api_key_id: None,
+                        resume_from: None,
                     })
                     .await
                     .map(|_| ())

@@ -69,6 +69,7 @@ impl Service {
                 source: "bench".into(),
                 idempotency_key: None,
                 api_key_id: None,
+                resume_from: None,
             })
             .await?;
         Ok(created.value.id)

@@ -31,6 +31,9 @@ pub struct ExecuteBody {
     #[serde(default)]
     pub workflow: bool,
     pub context: Option<Value>,
+    /// Continue the Claude Code session of this earlier execution of the
+    /// same project (docs/claude-cli.md).
+    pub resume_from: Option<String>,
 }
 
 impl ExecuteBody {
@@ -69,6 +72,7 @@ impl ExecuteBody {
             idempotency_key: self.idempotency_key,
             api_key_id: Some(api_key_id),
             queue_if_over_budget: self.queue_if_over_budget,
+            resume_from: self.resume_from,
         })
     }
 }
@@ -94,6 +98,11 @@ pub async fn submit(
         .rate_limits
         .check(RateScope::ApiKey, &key.id.to_string())?;
     if body.workflow {
+        if body.resume_from.is_some() {
+            return Err(ApiError::Unprocessable(
+                "`resumeFrom` is for single executions, not workflow runs".into(),
+            ));
+        }
         if body.prompt.is_some() {
             return Err(ApiError::Unprocessable(
                 "a workflow run takes `context`, not `prompt`".into(),
@@ -319,6 +328,7 @@ pub fn to_json(e: &Execution) -> Value {
         "error": e.error,
         "validation": e.validation,
         "baseExecutionId": e.base_execution_id,
+        "resumeFrom": e.resume_from,
         "attempts": e.attempts,
         "cancelRequested": e.cancel_requested,
         "createdAt": rfc3339(e.created_at),

@@ -51,6 +51,7 @@ use crate::limits::admission::{self, Admitted};
 use crate::project_config::{self, ContainerConfig, McpServer, ToolGrant, ValidationGate};
 use crate::queue::JobRef;
 use crate::runner::checks::{CheckRun, Checks};
+use crate::runner::session::Session;
 use crate::runner::stream_json::{CostEstimator, Event, ResultMsg, parse_line};
 use crate::runner::{AgentOptions, OutputLine, RunExit, RunSpec, Stream, mcp_catalog};
 use crate::secrets::Masker;
@@ -198,11 +199,32 @@ async fn run(
         Some(base) => env.store.execution_changes(base).await?.map(Arc::new),
         None => None,
     };
+    // A run that continues an earlier one's Claude Code session.
+    let resume = match &execution.resume_from {
+        Some(from) => match env.store.execution_session(from).await? {
+            Some(session) => Some(Arc::new(session)),
+            None => {
+                return Ok(Outcome::ended(
+                    ExecutionStatus::Failed,
+                    &format!("execution {from} left no Claude Code session to resume"),
+                ));
+            }
+        },
+        None => None,
+    };
     let Prepared {
         spec,
         timeout,
         grant,
-    } = match prepare(execution, &project, env, gate, base_changes, ceiling_usd) {
+    } = match prepare(
+        execution,
+        &project,
+        env,
+        gate,
+        base_changes,
+        ceiling_usd,
+        resume,
+    ) {
         Ok(v) => v,
         Err(message) => {
             log.note(&format!("refused before start: {message}"))
@@ -307,6 +329,7 @@ async fn run(
     });
     let mut exit = exit;
     let changes = exit.as_mut().ok().and_then(|e| e.changes.take());
+    let session = exit.as_mut().ok().and_then(|e| e.session.take());
     let cost = if reason == Some(StopReason::BudgetExceeded) {
         // Stopped for its estimate, whatever it said before.
         Cost::Estimated(estimator.running_estimate_usd())
@@ -319,6 +342,7 @@ async fn run(
     }
     let mut outcome = decide(reason, exit, result, cost, timeout);
     outcome.changes = changes;
+    outcome.session = session;
     if let Some((report, checks)) = checked
         && outcome.status == ExecutionStatus::Succeeded
     {
@@ -372,7 +396,18 @@ async fn observe(
                 }
                 *result = Some(r.clone());
             }
+            let unknown = estimator.unknown_models().len();
             estimator.observe(&event);
+            if let Some(model) = estimator.unknown_models().get(unknown) {
+                tracing::warn!(
+                    model,
+                    "no price known for a model; estimating at the highest rates"
+                );
+                log.note(&format!(
+                    "no price known for model {model}: its cost is estimated at the highest known rates"
+                ))
+                .await?;
+            }
             if event.is_partial() {
                 // One per streamed chunk: counted, not logged.
                 return Ok(());
@@ -426,6 +461,7 @@ fn prepare(
     gate: Option<&ValidationGate>,
     base_changes: Option<Arc<Vec<u8>>>,
     ceiling_usd: f64,
+    resume: Option<Arc<Session>>,
 ) -> Result<Prepared, String> {
     let container = match &project.container_yaml {
         Some(text) => project_config::parse_container(".claude/container.yaml", text)
@@ -485,6 +521,7 @@ fn prepare(
         append_system_prompt: None,
         mcp_config: mcp_catalog::mcp_config(&servers)?,
         session_id: Some(uuid::Uuid::new_v4().to_string()),
+        resume: resume.as_ref().map(|s| s.session_id.clone()),
         max_budget_usd: Some(ceiling_usd),
     };
     let mut timeout = if project.container_yaml.is_some() {
@@ -511,6 +548,7 @@ fn prepare(
         base_changes,
         keep_changes: execution.workflow_id.is_some(),
         max_line_bytes: env.limits.max_line_bytes,
+        resume,
     };
     Ok(Prepared {
         spec,
@@ -540,6 +578,7 @@ fn decide(
         duration_ms: None,
         validation: None,
         changes: None,
+        session: None,
     };
     let exit = match exit {
         Ok(exit) => exit,
@@ -677,6 +716,7 @@ impl Outcome {
             duration_ms: None,
             validation: None,
             changes: None,
+            session: None,
         }
     }
 }
@@ -855,6 +895,7 @@ mod tests {
             changed_files: Vec::new(),
             checks: Vec::new(),
             changes: None,
+            session: None,
         })
     }
 

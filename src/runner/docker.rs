@@ -216,6 +216,14 @@ impl DockerRunner {
         stop: CancellationToken,
     ) -> Result<RunExit, RunnerError> {
         self.check(&spec)?;
+        if spec.resume.is_some() {
+            // The container's HOME is a tmpfs gone with it: no session is
+            // kept or placed there yet (docs/claude-cli.md).
+            return Err(RunnerError::Start(
+                "resuming a Claude Code session needs the process runner;                  the Docker runner does not keep sessions yet"
+                    .into(),
+            ));
+        }
         let name = format!("ccs-{}-{}", spec.execution_id, spec.attempt);
         let run_dir = self
             .config
@@ -443,6 +451,7 @@ impl DockerRunner {
             changed_files,
             checks,
             changes,
+            session: None,
         })
     }
 

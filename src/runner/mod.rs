@@ -29,6 +29,7 @@ pub mod lines;
 pub mod mcp_catalog;
 pub mod orphans;
 pub mod process;
+pub mod session;
 pub mod stream_json;
 pub mod workspace;
 
@@ -78,6 +79,9 @@ pub struct RunSpec {
     /// The longest output line passed on; longer ones are cut
     /// ([`lines::BoundedLines`]).
     pub max_line_bytes: usize,
+    /// A Claude Code session to continue ([`session`]): placed under the
+    /// run's `HOME` before the agent starts with `--resume`.
+    pub resume: Option<std::sync::Arc<session::Session>>,
 }
 
 /// Options turned into the agent's command-line arguments.
@@ -96,6 +100,8 @@ pub struct AgentOptions {
     /// Contents of the `--mcp-config` file, when the project uses MCP.
     pub mcp_config: Option<serde_json::Value>,
     pub session_id: Option<String>,
+    /// `--resume`: the session to continue (instead of `--session-id`).
+    pub resume: Option<String>,
     /// `--max-budget-usd`: the CLI's own stop, a second line of defence
     /// beside ccs's ceiling stop (the run's ceiling).
     pub max_budget_usd: Option<f64>,
@@ -148,7 +154,10 @@ impl AgentOptions {
         opt("--permission-mode", self.permission_mode.clone());
         opt("--append-system-prompt", self.append_system_prompt.clone());
         opt("--mcp-config", mcp_config_path.map(str::to_owned));
-        opt("--session-id", self.session_id.clone());
+        match &self.resume {
+            Some(id) => opt("--resume", Some(id.clone())),
+            None => opt("--session-id", self.session_id.clone()),
+        }
         opt(
             "--max-budget-usd",
             self.max_budget_usd
@@ -214,6 +223,9 @@ pub struct RunExit {
     /// The workspace's changes packed for the next workflow step, when the
     /// spec asked for them and the agent exited 0 ([`changes::keep`]).
     pub changes: Option<Vec<u8>>,
+    /// The agent's session, for a later run to resume, when the agent
+    /// ended by itself and its transcript is within bounds ([`session`]).
+    pub session: Option<session::Session>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +309,7 @@ mod tests {
             append_system_prompt: None,
             mcp_config: None,
             session_id: Some("0b5c7e1d-aaaa-4bbb-8ccc-ddddeeeeffff".into()),
+            resume: None,
             max_budget_usd: Some(0.5),
         };
         assert_eq!(
@@ -337,6 +350,18 @@ mod tests {
         assert!(args.contains(&"--tools=".to_owned()), "{args:?}");
         assert!(
             !args.iter().any(|a| a.starts_with("--allowedTools")),
+            "{args:?}"
+        );
+        // A resumed session is named with --resume, not --session-id.
+        let resumed = AgentOptions {
+            session_id: Some("a".into()),
+            resume: Some("11111111-2222-4333-8444-555555555555".into()),
+            ..AgentOptions::default()
+        };
+        let args = resumed.to_args(None);
+        assert!(args.contains(&"--resume=11111111-2222-4333-8444-555555555555".to_owned()));
+        assert!(
+            !args.iter().any(|a| a.starts_with("--session-id")),
             "{args:?}"
         );
     }

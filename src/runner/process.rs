@@ -98,6 +98,15 @@ impl ProcessRunner {
             }
             None => None,
         };
+        if let Some(session) = &spec.resume {
+            super::session::place(
+                &home.join(".claude"),
+                &workspace.display().to_string(),
+                session,
+            )
+            .await
+            .map_err(RunnerError::Start)?;
+        }
 
         let (program, leading) = self
             .command
@@ -117,6 +126,11 @@ impl ProcessRunner {
             max_line,
         )
         .await?;
+        let session = if agent.stopped {
+            None
+        } else {
+            super::session::keep(&home.join(".claude"), &spec.agent, &lines).await
+        };
         let cumulative =
             super::workspace::list_changes(project_dir.clone(), workspace.clone()).await;
         let changed_files =
@@ -168,6 +182,7 @@ impl ProcessRunner {
             changed_files,
             checks,
             changes,
+            session,
         })
     }
 

@@ -467,11 +467,15 @@ fn one_line(text: &str, max: usize) -> String {
 impl Usage {
     /// The cost of these tokens at `price`, in USD.
     pub fn cost_usd(&self, price: &Price) -> f64 {
+        let factor = match price.long_context_above {
+            Some(above) if self.input_tokens > above => price.long_context_factor,
+            _ => 1.0,
+        };
         // Token counts are far below 2^53: the conversion is exact.
-        (self.input_tokens as f64 * price.input
+        (self.input_tokens as f64 * price.input * factor
             + self.output_tokens as f64 * price.output
-            + self.cache_creation_input_tokens as f64 * price.cache_write
-            + self.cache_read_input_tokens as f64 * price.cache_read)
+            + self.cache_creation_input_tokens as f64 * price.cache_write * factor
+            + self.cache_read_input_tokens as f64 * price.cache_read * factor)
             / 1_000_000.0
     }
 }
@@ -514,26 +518,50 @@ pub struct Price {
     pub cache_write: f64,
     /// Cache hits (`cache_read_input_tokens`).
     pub cache_read: f64,
+    /// A long-context tier: a message with more uncached input tokens than
+    /// this has its input and cache rates multiplied by
+    /// `long_context_factor` (the pinned CLI prices Haiku 5.5 so: ×5 above
+    /// 100,000).
+    #[serde(default)]
+    pub long_context_above: Option<u64>,
+    #[serde(default = "one")]
+    pub long_context_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Price {
+    /// A price without a long-context tier.
+    pub const fn flat(input: f64, output: f64, cache_write: f64, cache_read: f64) -> Price {
+        Price {
+            input,
+            output,
+            cache_write,
+            cache_read,
+            long_context_above: None,
+            long_context_factor: 1.0,
+        }
+    }
+
     /// The price of Claude Sonnet 4.x (list price; what the pinned CLI
     /// charges for it too).
-    pub const SONNET: Price = Price {
-        input: 3.0,
-        output: 15.0,
-        cache_write: 3.75,
-        cache_read: 0.30,
-    };
+    pub const SONNET: Price = Price::flat(3.0, 15.0, 3.75, 0.30);
 
-    /// Each rate the higher of the two.
+    /// Each rate the higher of the two (tiers dropped: the rates of the
+    /// highest tier are what counts).
     fn max_each(self, other: Price) -> Price {
-        Price {
-            input: self.input.max(other.input),
-            output: self.output.max(other.output),
-            cache_write: self.cache_write.max(other.cache_write),
-            cache_read: self.cache_read.max(other.cache_read),
-        }
+        let top = |p: &Price| {
+            let f = if p.long_context_above.is_some() {
+                p.long_context_factor.max(1.0)
+            } else {
+                1.0
+            };
+            (p.input * f, p.output, p.cache_write * f, p.cache_read * f)
+        };
+        let (a, b) = (top(&self), top(&other));
+        Price::flat(a.0.max(b.0), a.1.max(b.1), a.2.max(b.2), a.3.max(b.3))
     }
 }
 
@@ -542,7 +570,8 @@ impl Price {
 /// A model is priced by the longest key of `models` that its name contains
 /// (case-insensitive), so `claude-opus-4-5-20251101` takes `opus-4-5` over
 /// `opus`. A model no key matches (or none named) is priced at the
-/// **highest** rate of each kind in the table, with a warning, never at a
+/// **highest** rate of each kind in the table (the run's log says so,
+/// [`CostEstimator::unknown_models`]), never at a
 /// cheaper guess: an estimate may stop a run early, never let it overspend.
 ///
 /// The defaults are what Claude Code 2.1.332 (the version ccs is tested
@@ -553,7 +582,7 @@ impl Price {
 /// |---|---|---|---|---|
 /// | `opus-5-5` (the CLI's default model; also what it charges for models it does not know, e.g. `sonnet-3-7`, `haiku-3-5`) | 4 | 20 | 5 | 0.20 |
 /// | `sonnet-5-5` | 2 | 10 | 2.50 | 0.10 |
-/// | `haiku-5-5` | 0.50 | 0.50 | 0.625 | 0.05 |
+/// | `haiku-5-5` (input and cache rates ×5 for a message of over 100,000 input tokens) | 0.10 | 0.50 | 0.125 | 0.01 |
 /// | `fable-5-2`, `mythos-5-2` | 8 | 40 | 10 | 0.20 |
 /// | `fable-5-1`, `mythos-5-1` | 10 | 50 | 12.50 | 0.25 |
 /// | `opus-4-5` … `opus-4-8` | 5 | 25 | 6.25 | 0.50 |
@@ -584,12 +613,7 @@ pub struct PriceTable {
 
 impl Default for PriceTable {
     fn default() -> Self {
-        let price = |input: f64, output: f64, cache_write: f64, cache_read: f64| Price {
-            input,
-            output,
-            cache_write,
-            cache_read,
-        };
+        let price = Price::flat;
         let opus_5_5 = price(4.0, 20.0, 5.0, 0.20);
         let fable_5_2 = price(8.0, 40.0, 10.0, 0.20);
         let fable_5_1 = price(10.0, 50.0, 12.5, 0.25);
@@ -597,7 +621,14 @@ impl Default for PriceTable {
         let models = [
             ("opus-5-5", opus_5_5),
             ("sonnet-5-5", price(2.0, 10.0, 2.5, 0.10)),
-            ("haiku-5-5", price(0.5, 0.5, 0.625, 0.05)),
+            (
+                "haiku-5-5",
+                Price {
+                    long_context_above: Some(100_000),
+                    long_context_factor: 5.0,
+                    ..price(0.10, 0.50, 0.125, 0.01)
+                },
+            ),
             ("fable-5-2", fable_5_2),
             ("mythos-5-2", fable_5_2),
             ("fable-5-1", fable_5_1),
@@ -741,16 +772,13 @@ impl CostEstimator {
         if self.prices.known_price(model).is_none()
             && !self.unknown_models.iter().any(|m| m == model)
         {
-            tracing::warn!(
-                model,
-                "no price known for this model: estimating its cost at the highest known rates"
-            );
             self.unknown_models.push(model.to_owned());
         }
     }
 
     /// Models the estimate priced at the highest rate because the price
-    /// table does not know them.
+    /// table does not know them, in the order met (the job warns about each
+    /// in the run's log).
     pub fn unknown_models(&self) -> &[String] {
         &self.unknown_models
     }
@@ -1082,7 +1110,19 @@ mod tests {
         // The pinned CLI's own models and prices.
         assert_eq!(table.price(Some("claude-opus-5-5")).output, 20.0);
         assert_eq!(table.price(Some("claude-sonnet-5-5")).cache_read, 0.10);
-        assert_eq!(table.price(Some("claude-haiku-5-5")).cache_write, 0.625);
+        let haiku = table.price(Some("claude-haiku-5-5"));
+        assert_eq!(haiku.cache_write, 0.125);
+        // Its long-context tier, as the CLI prices it.
+        let short = Usage {
+            input_tokens: 100_000,
+            ..Usage::default()
+        };
+        let long = Usage {
+            input_tokens: 100_001,
+            ..Usage::default()
+        };
+        assert!((short.cost_usd(&haiku) - 0.01).abs() < 1e-12);
+        assert!((long.cost_usd(&haiku) - 0.0500005).abs() < 1e-12);
         assert_eq!(table.price(Some("claude-fable-5-1")).input, 10.0);
         assert_eq!(table.price(Some("claude-mythos-5-2")).output, 40.0);
         assert_eq!(table.price(Some("claude-opus-4-8")).input, 5.0);
@@ -1092,12 +1132,7 @@ mod tests {
         assert_eq!(table.price(Some("claude-3-5-haiku-20241022")).input, 0.80);
         assert_eq!(table.price(Some("claude-3-haiku-20240307")).input, 0.25);
         // Unknown or unnamed: the highest rate of each kind, never cheaper.
-        let highest = Price {
-            input: 15.0,
-            output: 75.0,
-            cache_write: 18.75,
-            cache_read: 1.50,
-        };
+        let highest = Price::flat(15.0, 75.0, 18.75, 1.50);
         assert_eq!(table.highest(), highest);
         assert_eq!(table.price(Some("gpt-something")), highest);
         assert_eq!(table.price(None), highest);
@@ -1223,7 +1258,11 @@ mod tests {
             est.observe(&parse_line(line));
         }
         // 1000 × 4 + 200 × 20 + 3000 × 5 (per million): the CLI's 0.023.
-        assert!((est.estimate_usd() - 0.023).abs() < 1e-12, "{}", est.estimate_usd());
+        assert!(
+            (est.estimate_usd() - 0.023).abs() < 1e-12,
+            "{}",
+            est.estimate_usd()
+        );
         assert!(est.unknown_models().is_empty());
     }
 

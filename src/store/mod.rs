@@ -254,6 +254,7 @@ impl Store {
             .bind(&new.idempotency_key)
             .bind(new.api_key_id)
             .bind(now_ms())
+            .bind(&new.resume_from)
             .execute(&mut *tx)
             .await;
         match inserted {
@@ -388,6 +389,16 @@ impl Store {
         if changed == 1 {
             self.settle_reservation(&mut tx, id, outcome.cost_usd.unwrap_or_default())
                 .await?;
+            if let Some(session) = &outcome.session {
+                sqlx::query(self.q("execution_session_insert"))
+                    .bind(id)
+                    .bind(&session.session_id)
+                    .bind(session.transcript_gz.clone())
+                    .bind(session.transcript_gz.len() as i64)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(packed) = &outcome.changes {
                 sqlx::query(self.q("execution_changes_insert"))
                     .bind(id)
@@ -413,6 +424,34 @@ impl Store {
             Some(r) => Some(r.try_get::<Vec<u8>, _>("packed")?),
             None => None,
         })
+    }
+
+    /// The Claude Code session an execution left for a later run to resume
+    /// ([`crate::runner::session`]), if it left one.
+    pub async fn execution_session(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::runner::session::Session>> {
+        let row = sqlx::query(self.q("execution_session_get"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(crate::runner::session::Session {
+                session_id: r.try_get::<String, _>("session_id")?,
+                transcript_gz: r.try_get::<Vec<u8>, _>("transcript")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Whether an execution left a session to resume.
+    pub async fn has_execution_session(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query(self.q("execution_session_exists"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// Whether an execution kept packed workspace changes.

@@ -197,6 +197,8 @@ pub struct NewExecution {
     pub source: String,
     pub idempotency_key: Option<String>,
     pub api_key_id: Option<i64>,
+    /// The execution whose Claude Code session this one continues.
+    pub resume_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,6 +234,9 @@ pub struct Execution {
     pub validation: Option<serde_json::Value>,
     /// A workflow step's predecessor whose workspace changes it starts from.
     pub base_execution_id: Option<String>,
+    /// The execution whose Claude Code session this one continues
+    /// (`resumeFrom`).
+    pub resume_from: Option<String>,
 }
 
 impl Execution {
@@ -267,6 +272,7 @@ impl Execution {
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(format!("execution validation: {e}")))?,
             base_execution_id: opt_text(r, "base_execution_id")?,
+            resume_from: opt_text(r, "resume_from")?,
         })
     }
 }
@@ -287,6 +293,8 @@ pub struct Outcome {
     pub validation: Option<String>,
     /// The workspace's packed changes, kept for the next workflow step.
     pub changes: Option<Vec<u8>>,
+    /// The agent's Claude Code session, kept for a later run to resume.
+    pub session: Option<crate::runner::session::Session>,
 }
 
 /// One log row of an execution.

@@ -27,6 +27,7 @@ macro_rules! backend_sql {
             include_str!(concat!("sql/", $dir, "/limits.sql")),
             include_str!(concat!("sql/", $dir, "/github.sql")),
             include_str!(concat!("sql/", $dir, "/ui.sql")),
+            include_str!(concat!("sql/", $dir, "/sessions.sql")),
         ]
     };
 }

@@ -30,8 +30,8 @@ UPDATE api_keys SET last_used_at = ?, use_count = use_count + 1 WHERE id = ?;
 SELECT COUNT(*) FROM api_keys;
 
 -- name: execution_insert
-INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, idempotency_key, api_key_id, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, idempotency_key, api_key_id, created_at, resume_from)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 
 -- name: job_insert

@@ -30,8 +30,8 @@ UPDATE api_keys SET last_used_at = $1, use_count = use_count + 1 WHERE id = $2;
 SELECT COUNT(*) FROM api_keys;
 
 -- name: execution_insert
-INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, idempotency_key, api_key_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+INSERT INTO executions (id, project_id, workflow_id, status, prompt, source, idempotency_key, api_key_id, created_at, resume_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 
 -- name: job_insert

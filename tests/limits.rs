@@ -613,14 +613,15 @@ backend_tests!(
 
 // ----- what an agent reports is checked --------------------------------------
 
-/// The agent: a shell script, chosen by its prompt (`-p PROMPT` is `$1 $2`).
+/// The agent: a shell script, chosen by its prompt (on stdin, as the CLI
+/// reads it with `-p`).
 /// `negative` spends $0.15 by its `assistant` line, then claims -$1000 and
 /// a second result line; `spend` says it is done at $0.01 and keeps
 /// spending $1.50 a message.
 const LYING_AGENT: &str = r#"#!/bin/sh
 a() { echo '{"type":"assistant","message":{"id":"m'$1'","model":"claude-sonnet-4-5","content":[],"usage":{"output_tokens":'$2'}}}'; }
 r() { echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":'$1'}'; }
-case "$2" in
+case "$(cat)" in
 negative) a 0 10000; r -1000; r 0.02 ;;
 spend) r 0.01; i=0; while :; do i=$((i+1)); a $i 100000; sleep 0.2; done ;;
 esac

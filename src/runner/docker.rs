@@ -107,6 +107,17 @@ pub struct DockerRunnerConfig {
     pub inspect_dir: Option<PathBuf>,
 }
 
+/// What a container is run with besides its configuration.
+struct ContainerIo<'a> {
+    /// Written on its stdin, then closed (the agent's prompt); `None`: no
+    /// stdin.
+    input: Option<&'a str>,
+    /// Where its output lines go.
+    lines: mpsc::Sender<OutputLine>,
+    /// Longest output line kept whole.
+    max_line: usize,
+}
+
 /// How one container ended.
 struct ContainerExit {
     exit_code: Option<i32>,
@@ -373,10 +384,12 @@ impl DockerRunner {
                 res,
                 &name,
                 agent_body,
-                Some(&spec.prompt),
-                lines.clone(),
+                ContainerIo {
+                    input: Some(&spec.prompt),
+                    lines: lines.clone(),
+                    max_line: spec.max_line_bytes,
+                },
                 &stop,
-                spec.max_line_bytes,
             )
             .await?;
         let cumulative =
@@ -417,10 +430,12 @@ impl DockerRunner {
                         res,
                         &check_name,
                         check_body,
-                        None,
-                        tx,
+                        ContainerIo {
+                            input: None,
+                            lines: tx,
+                            max_line: spec.max_line_bytes,
+                        },
                         &stop,
-                        spec.max_line_bytes,
                     )
                     .await;
                 let tail = tail.await.unwrap_or_default();
@@ -456,7 +471,7 @@ impl DockerRunner {
     }
 
     /// Creates container `name` from `body`, attached before it starts so
-    /// every output line reaches `lines` (and `input`, when given, is
+    /// every output line reaches `io.lines` (and `io.input`, when given, is
     /// written on its stdin, then closed); waits for its exit (on `stop`,
     /// kills it) and inspects it. Recorded in `res` for removal.
     async fn run_container(
@@ -464,11 +479,14 @@ impl DockerRunner {
         res: &mut RunResources,
         name: &str,
         body: ContainerCreateBody,
-        input: Option<&str>,
-        lines: mpsc::Sender<OutputLine>,
+        io: ContainerIo<'_>,
         stop: &CancellationToken,
-        max_line: usize,
     ) -> Result<ContainerExit, RunnerError> {
+        let ContainerIo {
+            input,
+            lines,
+            max_line,
+        } = io;
         self.create_container(name, body).await?;
         res.containers.push(name.to_owned());
 

@@ -284,6 +284,8 @@ pub async fn retry_as(
         idempotency_key: None,
         api_key_id: Some(key.id),
         queue_if_over_budget: false,
+        // A retry starts from where the original started.
+        resume_from: original.resume_from,
     };
     let created = crate::executions::submit(&state.store, submission, state.limits).await?;
     state

@@ -511,3 +511,148 @@ async fn the_live_estimate_is_within_two_percent_of_the_clis_cost() {
         assert_eq!(stub.message_requests().len(), 3, "{model}");
     }
 }
+
+/// The seed's Code Review Workflow, verbatim, run by the real CLI: three
+/// agents in turn, each one's answer in the next one's prompt.
+#[tokio::test]
+async fn the_seeds_code_review_workflow_runs_on_the_real_cli() {
+    let stub = ModelStub::start(Scenario::new(vec![
+        Step::text("Analysis: one bug in x.rs."),
+        Step::text("Review: fix the bug in x.rs."),
+        Step::text("Posted the review."),
+    ]))
+    .await
+    .unwrap();
+    let Some(cli) = claude() else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let secrets = runs.path().join("secrets.env");
+    std::fs::write(&secrets, "GITHUB_TOKEN=ghp_test\nLINEAR_API_KEY=lin_test\n").unwrap();
+    let runner = ProcessRunner {
+        command: vec![cli.display().to_string()],
+        work_dir: runs.path().join("runs"),
+        pass_env: Vec::new(),
+    };
+    let Some(app) = spawn_app(
+        Backend::Sqlite,
+        Options {
+            runner: Some(Arc::new(runner)),
+            secrets_file: Some(secrets),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // The seed's files, plus where the model is and the gate's commands.
+    let dir = app.project_dir.path().join("wf");
+    std::fs::create_dir_all(dir.join(".claude")).unwrap();
+    std::fs::write(
+        dir.join(".claude/workflow.yaml"),
+        include_str!("fixtures/seed-workflow.yaml"),
+    )
+    .unwrap();
+    let container = format!(
+        "{}test:\n  command: \"true\"\n  coverage: \"echo 100\"\n{}",
+        include_str!("fixtures/seed-container.yaml"),
+        container_yaml(&stub, "")
+    );
+    std::fs::write(dir.join(".claude/container.yaml"), container).unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/projects"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"name": "wf", "path": dir}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .client
+        .post(app.url("/api/v1/workflows"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"project": "wf", "context": {"PR_NUMBER": 123, "PR_DIFF": "diff --git a/x.rs b/x.rs"}, "source": "github"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["workflowId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = Instant::now();
+    let run = loop {
+        let (_, r) = app.get(&format!("/api/v1/workflows/{id}")).await;
+        if ["succeeded", "failed", "cancelled", "budget_exceeded"]
+            .contains(&r["status"].as_str().unwrap_or(""))
+        {
+            break r;
+        }
+        assert!(start.elapsed() < WAIT, "the run never ended: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let agents: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents, ["analyzer", "reviewer", "commenter"]);
+    assert_eq!(
+        run["context"]["analysis_result"],
+        "Analysis: one bug in x.rs."
+    );
+    assert_eq!(
+        run["context"]["review_text"],
+        "Review: fix the bug in x.rs."
+    );
+    // What the model was asked, step by step: the seed's prompts with the
+    // context and the earlier answers substituted, and only granted tools.
+    let requests = stub.message_requests();
+    assert_eq!(requests.len(), 3);
+    let asked = |i: usize| requests[i].user_texts().join("\n");
+    assert!(
+        asked(0).contains("Analyze the code changes in diff --git a/x.rs b/x.rs."),
+        "{}",
+        asked(0)
+    );
+    assert!(
+        asked(1).contains("Based on the analysis: Analysis: one bug in x.rs."),
+        "{}",
+        asked(1)
+    );
+    assert!(
+        asked(2).contains("Post this review to GitHub PR #123:"),
+        "{}",
+        asked(2)
+    );
+    assert!(
+        asked(2).contains("Review: fix the bug in x.rs."),
+        "{}",
+        asked(2)
+    );
+    for request in &requests {
+        for tool in offered(request) {
+            assert!(
+                ["Bash", "Edit", "Read", "Write"].contains(&tool.as_str()),
+                "{tool} offered: {:?}",
+                request.tool_names()
+            );
+        }
+    }
+    // The run's cost is the CLI's, summed over its steps.
+    let sum: f64 = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["costUsd"].as_f64().unwrap())
+        .sum();
+    assert!(
+        sum > 0.0 && (run["costUsd"].as_f64().unwrap() - sum).abs() < 1e-9,
+        "{run}"
+    );
+    app.shutdown().await;
+}

@@ -83,6 +83,9 @@ pub enum ProjectCommand {
         path: std::path::PathBuf,
         #[arg(long)]
         description: Option<String>,
+        /// The GitHub repository it answers for, `OWNER/NAME`.
+        #[arg(long = "repo")]
+        repository: Option<String>,
     },
 }
 
@@ -178,6 +181,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             name,
             path,
             description,
+            repository,
         }) => {
             let project = crate::projects::register(
                 &store,
@@ -187,6 +191,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     description,
                     container: None,
                     workflow: None,
+                    repository,
+                    github: None,
                 },
             )
             .await?;

@@ -47,6 +47,10 @@ pub struct NewProjectRequest {
     pub description: Option<String>,
     pub container: Option<ConfigSource>,
     pub workflow: Option<ConfigSource>,
+    /// The GitHub repository the project answers for, `owner/name`.
+    pub repository: Option<String>,
+    /// GitHub trigger settings (`None`: the defaults).
+    pub github: Option<crate::github::triggers::TriggerConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,19 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
         project_config::parse_workflow_in_project(".claude/workflow.yaml", text, &container)
             .map_err(|e| ProjectError::Invalid(e.to_string()))?;
     }
+    let repository = req
+        .repository
+        .as_deref()
+        .map(crate::github::parse_repository)
+        .transpose()
+        .map_err(ProjectError::Invalid)?;
+    if let Some(config) = &req.github {
+        config.validate().map_err(ProjectError::Invalid)?;
+    }
+    let github_config = req
+        .github
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_default());
     let project = store
         .create_project(&NewProject {
             name: name.to_owned(),
@@ -95,6 +112,8 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
             description: req.description,
             container_yaml,
             workflow_yaml,
+            repository,
+            github_config,
         })
         .await
         .map_err(|e| match e {

@@ -150,6 +150,45 @@ pub struct WorkerArgs {
     /// Settings of the Docker runner (`--runner docker`).
     #[command(flatten)]
     pub docker: DockerArgs,
+
+    /// How workers talk to GitHub (docs/github.md).
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// How workers act on GitHub deliveries: the API they call, as whom, and
+/// where their comments link to. With neither a token nor an App, GitHub
+/// deliveries are recorded as failed ("no GitHub credentials").
+#[derive(Debug, Clone, Default, Args)]
+pub struct GithubArgs {
+    /// GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "CCS_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
+    /// A personal access token (the simple alternative to an App).
+    #[arg(long, env = "CCS_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<crate::github::client::Token>,
+
+    /// The GitHub App's id (with `--github-app-private-key-file`).
+    #[arg(long, env = "CCS_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+
+    /// The GitHub App's private key (PEM), as downloaded from GitHub.
+    #[arg(long, env = "CCS_GITHUB_APP_PRIVATE_KEY_FILE")]
+    pub github_app_private_key_file: Option<PathBuf>,
+
+    /// How long a user's permission on a repository is remembered.
+    #[arg(long, env = "CCS_GITHUB_PERMISSION_CACHE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub github_permission_cache: Duration,
+
+    /// The address people reach this service at (`https://ccs.example.com`),
+    /// for the links in GitHub comments. Unset: comments name the run's id.
+    #[arg(long, env = "CCS_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Settings of the Docker runner; ignored by the process runner. Inside the

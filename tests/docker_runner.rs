@@ -538,6 +538,8 @@ async fn register_raw(app: &TestApp, name: &str, yaml: &str) -> i64 {
             description: None,
             container_yaml: Some(yaml.into()),
             workflow_yaml: None,
+            repository: None,
+            github_config: None,
         })
         .await
         .unwrap();
@@ -882,6 +884,8 @@ async fn validation_checks_run_in_a_container_like_the_agents() {
             description: None,
             container_yaml: Some(container),
             workflow_yaml: Some(workflow.into()),
+            repository: None,
+            github_config: None,
         })
         .await
         .unwrap();

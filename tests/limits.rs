@@ -33,6 +33,8 @@ async fn project(app: &TestApp, name: &str, container: &str, budget: Option<&str
             description: None,
             container: Some(ConfigSource::Yaml(container.to_owned())),
             workflow,
+            repository: None,
+            github: None,
         },
     )
     .await

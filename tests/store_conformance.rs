@@ -29,6 +29,8 @@ fn new_project(name: &str) -> NewProject {
         description: Some("d".into()),
         container_yaml: Some("resources:\n  memory: 1Gi\n".into()),
         workflow_yaml: None,
+        repository: Some("acme/widgets".into()),
+        github_config: None,
     }
 }
 

@@ -44,6 +44,8 @@ impl Service {
                 description: None,
                 container: None,
                 workflow: None,
+                repository: None,
+                github: None,
             },
         )
         .await?;

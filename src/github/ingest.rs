@@ -132,7 +132,7 @@ pub async fn ingest(
         return Ok(Ingested::Duplicate { delivery_id });
     }
     if handled {
-        metrics::counter!("ccs_jobs_enqueued_total", "queue" => crate::jobs::github_event::QUEUE)
+        metrics::counter!("ccs_jobs_enqueued_total", "queue" => <crate::jobs::github_event::InboundEventJob as crate::jobs::Job>::QUEUE)
             .increment(1);
     }
     Ok(match reason {

@@ -21,6 +21,10 @@ pub struct CreateBody {
     container_config: Option<Value>,
     /// The workflow configuration: YAML text, or the same as a JSON object.
     workflow_config: Option<Value>,
+    /// The GitHub repository it answers for, `owner/name`.
+    repository: Option<String>,
+    /// GitHub trigger settings (docs/github.md).
+    github: Option<crate::github::triggers::TriggerConfig>,
 }
 
 pub async fn create(
@@ -35,6 +39,8 @@ pub async fn create(
         description: body.description,
         container: body.container_config.map(ConfigSource::from_json),
         workflow: body.workflow_config.map(ConfigSource::from_json),
+        repository: body.repository,
+        github: body.github,
     };
     let project = crate::projects::register(&state.store, request).await?;
     state
@@ -78,6 +84,8 @@ fn to_json(p: &Project) -> Value {
         "description": p.description,
         "containerConfig": p.container_yaml,
         "workflowConfig": p.workflow_yaml,
+        "repository": p.repository,
+        "github": crate::github::triggers::TriggerConfig::of_project(p),
         "createdAt": super::executions::rfc3339(p.created_at),
         "updatedAt": super::executions::rfc3339(p.updated_at),
     })

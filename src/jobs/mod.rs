@@ -16,6 +16,8 @@
 //! |---|---|---|---|
 //! | `ccs::executions` | [`execute::ExecuteJob`] (an execution id) | the API, in the transaction that creates the execution ([`crate::store::Store::create_execution`]) | [`execute`] |
 //! | `ccs::workflow-steps` | [`workflow_step::WorkflowStepJob`] (run id, step number) | the run's start and the previous step's routing, in the transaction that creates the step ([`crate::store::Store::route_step`]) | [`workflow_step`] |
+//! | `ccs::inbound-events` | [`github_event::InboundEventJob`] (a GitHub delivery id) | `POST /webhook/github`, in the transaction that records the delivery ([`crate::store::Store::record_github_delivery`]) | [`github_event`] |
+//! | `ccs::github-answers` | [`github_answer::GithubAnswerJob`] (a GitHub delivery id) | the inbound-events job, with the run's `github_runs` row ([`crate::store::Store::insert_github_run`]) | [`github_answer`] |
 //!
 //! A payload carries ids only; the state lives in ccs's tables, which is
 //! what makes handlers idempotent: apalis may deliver a job twice (a worker
@@ -49,6 +51,7 @@
 //! again, up to [`Job::MAX_ATTEMPTS`] deliveries in all.
 
 pub mod execute;
+pub mod github_answer;
 pub mod github_event;
 pub mod workflow_step;
 
@@ -129,6 +132,8 @@ impl Debug for JobKind {
 pub static KINDS: &[JobKind] = &[
     JobKind::of::<execute::ExecuteJob>(),
     JobKind::of::<workflow_step::WorkflowStepJob>(),
+    JobKind::of::<github_event::InboundEventJob>(),
+    JobKind::of::<github_answer::GithubAnswerJob>(),
 ];
 
 /// The queue names of [`KINDS`].

@@ -148,16 +148,7 @@ impl Store {
             let job = crate::jobs::github_event::InboundEventJob {
                 delivery_id: new.delivery_id.clone(),
             };
-            // The job row, as `insert_job` writes it; that helper takes a
-            // registered job kind, which this queue becomes with its handler.
-            sqlx::query(self.q("job_insert"))
-                .bind(job.encode())
-                .bind(ulid::Ulid::new().to_string())
-                .bind(crate::jobs::github_event::QUEUE)
-                .bind(crate::jobs::DEFAULT_MAX_ATTEMPTS)
-                .bind(None::<String>)
-                .execute(&mut *tx)
-                .await?;
+            self.insert_job(&mut tx, &job, None).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -197,5 +188,140 @@ impl Store {
             .await?
             .rows_affected();
         Ok(changed == 1)
+    }
+}
+
+/// What a delivery started, and where it answers (`github_runs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubRun {
+    pub delivery_id: String,
+    pub project_id: i64,
+    pub repository: String,
+    pub number: i64,
+    pub is_pull_request: bool,
+    pub installation_id: Option<i64>,
+    pub execution_id: Option<String>,
+    pub workflow_id: Option<String>,
+    pub tracking_comment_id: Option<i64>,
+    /// The last state written into the tracking comment.
+    pub answered: Option<String>,
+}
+
+impl GithubRun {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            delivery_id: text(r, "delivery_id")?,
+            project_id: get(r, "project_id")?,
+            repository: text(r, "repository")?,
+            number: get(r, "number")?,
+            is_pull_request: get::<i32>(r, "is_pull_request")
+                .or_else(|_| get::<i64>(r, "is_pull_request").map(|v| v as i32))?
+                != 0,
+            installation_id: get(r, "installation_id")?,
+            execution_id: opt_text(r, "execution_id")?,
+            workflow_id: opt_text(r, "workflow_id")?,
+            tracking_comment_id: get(r, "tracking_comment_id")?,
+            answered: opt_text(r, "answered")?,
+        })
+    }
+}
+
+impl Store {
+    /// The project that answers for `owner/name` (the oldest, when several
+    /// name it).
+    pub async fn project_by_repository(&self, repository: &str) -> Result<Option<super::Project>> {
+        let row = sqlx::query(self.q("project_by_repository"))
+            .bind(repository)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| super::Project::from_row(&r)).transpose()
+    }
+
+    /// Records what a delivery started and enqueues the job that answers in
+    /// its thread, in one transaction. `false` (nothing written): it was
+    /// recorded before.
+    pub async fn insert_github_run(
+        &self,
+        run: &GithubRun,
+        answer: &crate::jobs::github_answer::GithubAnswerJob,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(self.q("github_run_insert"))
+            .bind(&run.delivery_id)
+            .bind(run.project_id)
+            .bind(&run.repository)
+            .bind(run.number)
+            .bind(i32::from(run.is_pull_request))
+            .bind(run.installation_id)
+            .bind(&run.execution_id)
+            .bind(&run.workflow_id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.insert_job(&mut tx, answer, None).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn github_run(&self, delivery_id: &str) -> Result<Option<GithubRun>> {
+        let row = sqlx::query(self.q("github_run_by_delivery"))
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| GithubRun::from_row(&r)).transpose()
+    }
+
+    /// Sets the tracking comment once; returns the one that stands.
+    pub async fn set_github_tracking_comment(
+        &self,
+        delivery_id: &str,
+        comment_id: i64,
+    ) -> Result<Option<i64>> {
+        sqlx::query(self.q("github_run_set_tracking"))
+            .bind(comment_id)
+            .bind(now_ms())
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(self
+            .github_run(delivery_id)
+            .await?
+            .and_then(|r| r.tracking_comment_id))
+    }
+
+    /// Remembers the last state written into the tracking comment.
+    pub async fn set_github_answered(&self, delivery_id: &str, answered: &str) -> Result<()> {
+        sqlx::query(self.q("github_run_set_answered"))
+            .bind(answered)
+            .bind(now_ms())
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Executions started from thread `number` of `repository` that have
+    /// not ended.
+    pub async fn active_github_executions(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(self.q("github_runs_active_in_thread"))
+            .bind(repository)
+            .bind(number)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| text(r, "execution_id")).collect()
     }
 }

@@ -137,6 +137,8 @@ impl Store {
             .bind(&p.workflow_yaml)
             .bind(now)
             .bind(now)
+            .bind(&p.repository)
+            .bind(&p.github_config)
             .execute(&self.pool)
             .await;
         match result {

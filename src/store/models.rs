@@ -16,6 +16,11 @@ pub struct Project {
     pub container_yaml: Option<String>,
     #[serde(skip)]
     pub workflow_yaml: Option<String>,
+    /// The GitHub repository it answers for, `owner/name`.
+    pub repository: Option<String>,
+    /// Its GitHub trigger settings (JSON; `None`: the defaults).
+    #[serde(skip)]
+    pub github_config: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -29,6 +34,8 @@ impl Project {
             description: opt_text(r, "description")?,
             container_yaml: opt_text(r, "container_yaml")?,
             workflow_yaml: opt_text(r, "workflow_yaml")?,
+            repository: opt_text(r, "repository")?,
+            github_config: opt_text(r, "github_config")?,
             created_at: get(r, "created_at")?,
             updated_at: get(r, "updated_at")?,
         })
@@ -42,6 +49,8 @@ pub struct NewProject {
     pub description: Option<String>,
     pub container_yaml: Option<String>,
     pub workflow_yaml: Option<String>,
+    pub repository: Option<String>,
+    pub github_config: Option<String>,
 }
 
 /// What an API key may do. `admin` implies the others, `execute` implies

@@ -49,6 +49,8 @@ pub struct WorkerEnv {
     pub shutdown: CancellationToken,
     /// The service's secrets, for `${NAME}` in project `env` values.
     pub secrets: Arc<crate::secrets::Secrets>,
+    /// GitHub's API, as this service (`None`: no credentials configured).
+    pub github: Option<Arc<crate::github::Github>>,
 }
 
 /// A unique, readable worker id: host, pid and a random suffix.
@@ -125,6 +127,7 @@ pub async fn run(
         limits: args.limits.clone(),
         shutdown: shutdown.clone(),
         secrets,
+        github: crate::github::Github::from_args(&args.github)?.map(Arc::new),
     };
     let result = futures::future::try_join_all(
         crate::jobs::KINDS
@@ -171,6 +174,7 @@ async fn supervise(
             limits: base.limits.clone(),
             shutdown: base.shutdown.clone(),
             secrets: base.secrets.clone(),
+            github: base.github.clone(),
         });
         if let Ok(mut ids) = own_ids.lock() {
             ids.push(env.worker_id.clone());

@@ -214,6 +214,7 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
         limits: ccs::settings::LimitArgs::default(),
         secrets_file: None,
         docker: ccs::settings::DockerArgs::default(),
+        github: Default::default(),
     }
 }
 
@@ -263,6 +264,8 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
             description: None,
             container: None,
             workflow: None,
+            repository: None,
+            github: None,
         },
     )
     .await

@@ -4,8 +4,8 @@
 SELECT 1;
 
 -- name: project_insert
-INSERT INTO projects (name, path, description, container_yaml, workflow_yaml, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT INTO projects (name, path, description, container_yaml, workflow_yaml, created_at, updated_at, repository, github_config)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: project_by_id
 SELECT * FROM projects WHERE id = ?;

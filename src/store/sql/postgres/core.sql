@@ -4,8 +4,8 @@
 SELECT 1;
 
 -- name: project_insert
-INSERT INTO projects (name, path, description, container_yaml, workflow_yaml, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO projects (name, path, description, container_yaml, workflow_yaml, created_at, updated_at, repository, github_config)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: project_by_id
 SELECT * FROM projects WHERE id = $1;

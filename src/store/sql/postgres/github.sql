@@ -18,3 +18,30 @@ WHERE delivery_id = $4 AND status = 'queued';
 
 -- name: github_delivery_list
 SELECT * FROM github_deliveries ORDER BY received_at DESC, delivery_id DESC LIMIT $1;
+
+-- name: project_by_repository
+-- The project that answers for a repository: the oldest, when several name it.
+SELECT * FROM projects WHERE repository = $1 ORDER BY id LIMIT 1;
+
+-- name: github_run_insert
+INSERT INTO github_runs
+    (delivery_id, project_id, repository, number, is_pull_request, installation_id,
+     execution_id, workflow_id, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+
+-- name: github_run_by_delivery
+SELECT * FROM github_runs WHERE delivery_id = $1;
+
+-- name: github_run_set_tracking
+-- The tracking comment is created once: a second writer keeps the first's.
+UPDATE github_runs SET tracking_comment_id = $1, updated_at = $2
+WHERE delivery_id = $3 AND tracking_comment_id IS NULL;
+
+-- name: github_run_set_answered
+UPDATE github_runs SET answered = $1, updated_at = $2 WHERE delivery_id = $3;
+
+-- name: github_runs_active_in_thread
+-- Executions started from a thread that have not ended.
+SELECT r.execution_id AS execution_id
+FROM github_runs r JOIN executions e ON e.id = r.execution_id
+WHERE r.repository = $1 AND r.number = $2 AND e.status IN ('queued', 'running');

@@ -174,6 +174,7 @@ mod tests {
             timeout_ms: None,
             validation: None,
             base_execution_id: None,
+            resume_from: None,
         }
     }
 

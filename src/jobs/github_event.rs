@@ -151,6 +151,7 @@ async fn act(d: &GithubDelivery, env: &WorkerEnv) -> anyhow::Result<Acted> {
                     idempotency_key: Some(format!("github:{}", d.delivery_id)),
                     api_key_id: None,
                     queue_if_over_budget: true,
+                    resume_from: None,
                 },
                 SubmitLimits {
                     max_prompt_bytes: 256 * 1024,

@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Options, WorkerProcess, ccs_bin, spawn_app, test_agent};
+use common::{Options, WorkerProcess, ccs_bin, eventually, spawn_app, test_agent};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -295,16 +295,12 @@ async fn sigterm_lets_short_runs_finish_and_hands_back_long_ones() {
     let short = app.submit("short @sleep=2 @result=short done").await;
     let long = app.submit("long @sleep=12 @result=long done").await;
     let mut worker = WorkerProcess::spawn(&app, 2); // grace: 5s (see worker_args)
-    let start = Instant::now();
-    loop {
+    eventually("both runs to start", || async {
         let (_, a) = app.get(&format!("/api/v1/executions/{short}")).await;
         let (_, b) = app.get(&format!("/api/v1/executions/{long}")).await;
-        if a["status"] == "running" && b["status"] == "running" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (a["status"] == "running" && b["status"] == "running").then_some(())
+    })
+    .await;
     worker.term();
     let status = tokio::time::timeout(Duration::from_secs(30), worker.child.wait())
         .await

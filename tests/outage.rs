@@ -11,9 +11,6 @@ use common::{Options, spawn_app};
 use serde_json::json;
 
 async fn database_outage_gives_503_then_recovers(backend: Backend) {
-    if backend == Backend::Sqlite {
-        return; // an embedded file cannot go away on its own
-    }
     let Some(app) = spawn_app(
         backend,
         Options {
@@ -79,7 +76,8 @@ async fn database_outage_gives_503_then_recovers(backend: Backend) {
     assert_eq!(app.store.executions(10).await.unwrap().len(), 2);
     app.shutdown().await;
 }
-backend_tests!(
+// Servers only: an embedded SQLite file cannot go away on its own.
+server_backend_tests!(
     database_outage_gives_503_then_recovers,
     super::database_outage_gives_503_then_recovers
 );

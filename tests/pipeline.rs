@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use ccs::db::Backend;
-use common::{Options, WorkerProcess, spawn_app};
+use common::{Options, WorkerProcess, eventually, spawn_app};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -120,11 +120,10 @@ async fn cancel_stops_a_running_agent(backend: Backend) {
     };
     let id = app.submit("@hang").await;
     // Wait until it runs.
-    let start = std::time::Instant::now();
-    while !common::process_alive(&id) {
-        assert!(start.elapsed() < WAIT, "agent never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the agent to start", || async {
+        common::process_alive(&id).then_some(())
+    })
+    .await;
     assert_eq!(
         app.post_empty(&format!("/api/v1/executions/{id}/cancel"))
             .await,
@@ -220,11 +219,10 @@ async fn killed_worker_hands_its_job_back(backend: Backend) {
     };
     let id = app.submit("@sleep=4 @cost=0.03 @result=done").await;
     let mut first = WorkerProcess::spawn(&app, 1);
-    let start = std::time::Instant::now();
-    while !common::process_alive(&id) {
-        assert!(start.elapsed() < WAIT, "agent never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the agent to start", || async {
+        common::process_alive(&id).then_some(())
+    })
+    .await;
     first.kill9();
     let _ = first.child.wait().await;
     // The agent dies with its worker.
@@ -246,9 +244,6 @@ backend_tests!(
 );
 
 async fn two_workers_run_each_job_once(backend: Backend) {
-    if backend == Backend::Sqlite {
-        return; // single writer: the drain test is for MariaDB and PostgreSQL
-    }
     let Some(app) = spawn_app(backend, Options::without_worker()).await else {
         return;
     };
@@ -297,7 +292,8 @@ async fn two_workers_run_each_job_once(backend: Backend) {
     }
     app.shutdown().await;
 }
-backend_tests!(
+// Servers only: SQLite has a single writer.
+server_backend_tests!(
     two_workers_run_each_job_once,
     super::two_workers_run_each_job_once
 );

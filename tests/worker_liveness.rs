@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ccs::db::Backend;
-use common::{Options, spawn_app};
+use common::{Options, eventually, spawn_app};
 
 async fn live_workers_are_the_heartbeating_ones(backend: Backend) {
     let Some(app) = spawn_app(backend, Options::default()).await else {
@@ -26,32 +26,18 @@ async fn live_workers_are_the_heartbeating_ones(backend: Backend) {
         .unwrap()
         .worker_id
         .unwrap();
-    let start = Instant::now();
-    loop {
+    eventually("the worker to heartbeat", || async {
         let live = app.store.live_worker_ids(5).await.unwrap();
-        if live.contains(&worker) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{worker} not in {live:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        live.contains(&worker).then_some(())
+    })
+    .await;
     // Stopped, it no longer heartbeats: dead once the window has passed.
     app.stop.cancel();
-    let start = Instant::now();
-    loop {
+    eventually("the stopped worker to count as dead", || async {
         let live = app.store.live_worker_ids(2).await.unwrap();
-        if !live.contains(&worker) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{worker} still live: {live:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (!live.contains(&worker)).then_some(())
+    })
+    .await;
     app.shutdown().await;
 }
 backend_tests!(

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ccs::db::Backend;
-use common::{Options, TestApp, WorkerProcess, spawn_app};
+use common::{Options, TestApp, WorkerProcess, eventually, spawn_app};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -75,64 +75,13 @@ async fn run(app: &TestApp, id: &str) -> Value {
 }
 
 async fn wait_status(app: &TestApp, id: &str, wanted: &[&str]) -> Value {
-    let start = Instant::now();
-    loop {
+    eventually(&format!("run {id} to reach {wanted:?}"), || async {
         let r = run(app, id).await;
-        if wanted.contains(&r["status"].as_str().unwrap_or_default()) {
-            return r;
-        }
-        if start.elapsed() >= WAIT {
-            dump_queue(app).await;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "run {id} never reached {wanted:?}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// On a timeout: what the queue tables say (SQLite only).
-async fn dump_queue(app: &TestApp) {
-    use sqlx::Row as _;
-    if app.db.backend != Backend::Sqlite {
-        return;
-    }
-    let now = sqlx::query("SELECT strftime('%s','now')")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    eprintln!("NOW {:?}", now.try_get::<String, _>(0));
-    for r in sqlx::query("SELECT id, job_type, status, attempts, run_at, lock_by, lock_at, done_at, last_result FROM Jobs")
-        .fetch_all(app.store.pool())
-        .await
-        .unwrap()
-    {
-        eprintln!(
-            "JOB {:?} {:?} {:?} att={:?} run_at={:?} lock_by={:?} lock_at={:?} done={:?} last={:?}",
-            r.try_get::<String, _>(0).ok(),
-            r.try_get::<String, _>(1).ok(),
-            r.try_get::<String, _>(2).ok(),
-            r.try_get::<i64, _>(3).ok(),
-            r.try_get::<i64, _>(4).ok(),
-            r.try_get::<String, _>(5).ok(),
-            r.try_get::<i64, _>(6).ok(),
-            r.try_get::<i64, _>(7).ok(),
-            r.try_get::<String, _>(8).ok(),
-        );
-    }
-    for r in sqlx::query("SELECT id, worker_type, last_seen FROM Workers")
-        .fetch_all(app.store.pool())
-        .await
-        .unwrap()
-    {
-        eprintln!(
-            "WORKER {:?} {:?} {:?}",
-            r.try_get::<String, _>(0).ok(),
-            r.try_get::<String, _>(1).ok(),
-            r.try_get::<i64, _>(2).ok()
-        );
-    }
+        wanted
+            .contains(&r["status"].as_str().unwrap_or_default())
+            .then_some(r)
+    })
+    .await
 }
 
 async fn control(app: &TestApp, id: &str, action: &str) -> u16 {
@@ -494,45 +443,31 @@ async fn pause_resume_cancel(backend: Backend) {
     // next one waits.
     assert_eq!(control(&app, &paused, "resume").await, 202);
     wait_status(&app, &paused, &["running"]).await;
-    let start_t = Instant::now();
-    loop {
-        let r = run(&app, &paused).await;
-        if r["steps"][0]["status"] == "running" {
-            break;
-        }
-        assert!(start_t.elapsed() < WAIT, "{r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the first step to run", || async {
+        (run(&app, &paused).await["steps"][0]["status"] == "running").then_some(())
+    })
+    .await;
     assert_eq!(control(&app, &paused, "pause").await, 202);
-    let start_t = Instant::now();
-    loop {
+    let r = eventually("the second step", || async {
         let r = run(&app, &paused).await;
-        if r["steps"].as_array().unwrap().len() == 2 {
-            assert_eq!(r["status"], "paused");
-            assert_eq!(
-                agents(&r),
-                steps(&[("first", "succeeded"), ("second", "pending")])
-            );
-            break;
-        }
-        assert!(start_t.elapsed() < WAIT, "{r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (r["steps"].as_array().unwrap().len() == 2).then_some(r)
+    })
+    .await;
+    assert_eq!(r["status"], "paused");
+    assert_eq!(
+        agents(&r),
+        steps(&[("first", "succeeded"), ("second", "pending")])
+    );
     assert_eq!(control(&app, &paused, "resume").await, 202);
     let done = wait_status(&app, &paused, &["succeeded", "failed"]).await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(control(&app, &paused, "cancel").await, 409, "already over");
     // Cancel while a step runs: the agent is stopped.
     let running = start(&app, json!({"SLEEP": "@hang"})).await;
-    let start_t = Instant::now();
-    loop {
-        let r = run(&app, &running).await;
-        if r["steps"][0]["status"] == "running" {
-            break;
-        }
-        assert!(start_t.elapsed() < WAIT, "{r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the step to run", || async {
+        (run(&app, &running).await["steps"][0]["status"] == "running").then_some(())
+    })
+    .await;
     assert_eq!(control(&app, &running, "cancel").await, 202);
     let exec = run(&app, &running).await["steps"][0]["executionId"]
         .as_str()
@@ -575,15 +510,12 @@ async fn killed_worker_loses_nothing(backend: Backend) {
     let id = start(&app, json!({"MARK": mark, "SLEEP": "2"})).await;
     let mut first = WorkerProcess::spawn_recording(&app, 2, &record);
     // Kill it while step two runs.
-    let t = Instant::now();
-    loop {
+    eventually("step two to run", || async {
         let r = run(&app, &id).await;
-        if r["steps"].as_array().unwrap().len() == 2 && r["steps"][1]["status"] == "running" {
-            break;
-        }
-        assert!(t.elapsed() < WAIT, "{r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (r["steps"].as_array().unwrap().len() == 2 && r["steps"][1]["status"] == "running")
+            .then_some(())
+    })
+    .await;
     first.kill9();
     let _ = first.child.wait().await;
     let mut second = WorkerProcess::spawn_recording(&app, 2, &record);

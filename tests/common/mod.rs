@@ -68,11 +68,54 @@ pub fn promtool_check_metrics(text: &str) {
     );
 }
 
-/// A database created for one test, dropped with it where possible.
+/// How long [`eventually`] waits before it fails the test: a guard against
+/// a test that would hang, not a measure of speed.
+pub const EVENTUALLY: Duration = Duration::from_secs(90);
+
+/// Polls `check` (every 50 ms) until it returns `Some`, and returns that;
+/// fails the test with `what` and the last value seen after [`EVENTUALLY`].
+///
+/// ```ignore
+/// let run = eventually("the run to finish", || async {
+///     let r = app.get(&path).await.1;
+///     (r["status"] == "succeeded").then_some(r)
+/// }).await;
+/// ```
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_within(what, EVENTUALLY, check).await
+}
+
+/// [`eventually`] with a guard of its own.
+pub async fn eventually_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < within,
+            "gave up waiting for {what} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database created for one test and dropped with it: a temporary
+/// directory on SQLite, a `ccs_t_…` database on MariaDB and PostgreSQL.
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The server's admin URL and the database's name (servers only).
+    server: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -88,6 +131,7 @@ impl TestDb {
                     backend,
                     url,
                     _dir: Some(dir),
+                    server: None,
                 })
             }
             Backend::MySql | Backend::Postgres => {
@@ -116,8 +160,45 @@ impl TestDb {
                     backend,
                     url: format!("{base}/{name}"),
                     _dir: None,
+                    server: Some((admin, name)),
                 })
             }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the server database, on a thread of its own (the test's
+    /// runtime may be single-threaded or gone). Connections still open are
+    /// closed by the server (PostgreSQL `FORCE`); a drop that fails is
+    /// reported, not fatal.
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.server.take() else {
+            return;
+        };
+        let statement = match self.backend {
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            _ => format!("DROP DATABASE IF EXISTS {name}"),
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let drop = async {
+                    let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+                    sqlx::query(&statement).execute(&mut conn).await?;
+                    conn.close().await
+                };
+                match tokio::time::timeout(Duration::from_secs(30), drop).await {
+                    Ok(result) => result.map_err(std::io::Error::other),
+                    Err(_) => Err(std::io::Error::other("timed out")),
+                }
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test database {} was not dropped: {dropped:?}", self.url);
         }
     }
 }
@@ -379,21 +460,14 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    /// Waits until the execution is terminal; panics after `within`.
+    /// Waits until the execution is terminal; fails after `within`.
     pub async fn wait_terminal(&self, id: &str, within: Duration) -> Value {
-        let start = Instant::now();
-        loop {
+        eventually_within(&format!("execution {id} to end"), within, || async {
             let (_, e) = self.get(&format!("/api/v1/executions/{id}")).await;
-            let status = e["status"].as_str().unwrap_or_default().to_owned();
-            if !["queued", "running", ""].contains(&status.as_str()) {
-                return e;
-            }
-            assert!(
-                start.elapsed() < within,
-                "execution {id} still {status} after {within:?}: {e}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let status = e["status"].as_str().unwrap_or_default();
+            (!["queued", "running", ""].contains(&status)).then_some(e)
+        })
+        .await
     }
 
     pub async fn shutdown(mut self) {
@@ -402,6 +476,13 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
         }
         self.database.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the API and the in-process worker before the database goes.
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -500,6 +581,24 @@ macro_rules! backend_tests {
             async fn sqlite() {
                 $body(ccs::db::Backend::Sqlite).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                $body(ccs::db::Backend::MySql).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $body(ccs::db::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Like [`backend_tests!`] for tests that need a database server:
+/// MariaDB and PostgreSQL only (no SQLite variant that would do nothing).
+#[macro_export]
+macro_rules! server_backend_tests {
+    ($name:ident, $body:path) => {
+        mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn mysql() {
                 $body(ccs::db::Backend::MySql).await

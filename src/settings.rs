@@ -368,6 +368,12 @@ pub struct LimitArgs {
     /// on; its cost and result are still read).
     #[arg(long, env = "CCS_MAX_LOG_BYTES", default_value_t = DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,
+
+    /// How long what finished is kept in full: logs, workflow events,
+    /// workspace packs and done queue jobs older than this are deleted by
+    /// the hourly retention job (the executions' summaries stay).
+    #[arg(long, env = "CCS_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
 }
 
 /// `--max-log-bytes` by default: 64 MiB.
@@ -388,6 +394,7 @@ impl Default for LimitArgs {
             price_table: None,
             max_line_bytes: crate::runner::lines::DEFAULT_MAX_LINE_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -252,3 +252,115 @@ backend_tests!(
     config_files_are_not_followed,
     super::config_files_are_not_followed
 );
+
+// ----- retention ----------------------------------------------------------------
+
+/// Rows of `sql` (one number), on the app's database.
+async fn count(app: &TestApp, sql: &str, id: &str) -> i64 {
+    let sql = if app.db.backend == Backend::Postgres {
+        sql.replace('?', "$1")
+    } else {
+        sql.to_owned()
+    };
+    sqlx::query_scalar::<_, i64>(&sql)
+        .bind(id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+}
+
+/// Three runs finish; two are made 40 days old (and every done job row).
+/// One purge in batches of 2 deletes those two runs' logs and the done job
+/// rows, keeps their execution rows (status, cost) and the recent run's
+/// logs; the retention job is scheduled once per slot however often
+/// workers ask.
+async fn retention_deletes_old_rows_in_batches(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::default()).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = app.submit(&format!("run {i} @cost=0.25 @turns=3")).await;
+        app.wait_terminal(&id, WAIT).await;
+        ids.push(id);
+    }
+    let logs_of = "SELECT COUNT(*) FROM logs WHERE execution_id = ?";
+    for id in &ids {
+        assert!(count(&app, logs_of, id).await > 2);
+    }
+    let old_ms = ccs::store::now_ms() - 40 * 24 * 3600 * 1000;
+    let (backdate, jobs_done) = match backend {
+        Backend::Sqlite => (
+            "UPDATE Jobs SET done_at = ? WHERE status = 'Done'",
+            "SELECT COUNT(*) FROM Jobs WHERE status = 'Done' AND id <> ?",
+        ),
+        Backend::MySql => (
+            "UPDATE jobs SET done_at = FROM_UNIXTIME(?) WHERE status = 'Done'",
+            "SELECT COUNT(*) FROM jobs WHERE status = 'Done' AND id <> ?",
+        ),
+        Backend::Postgres => (
+            "UPDATE apalis.jobs SET done_at = to_timestamp($1::double precision) WHERE status = 'Done'",
+            "SELECT COUNT(*) FROM apalis.jobs WHERE status = 'Done' AND id <> $1",
+        ),
+    };
+    let placeholder = |sql: &str| {
+        if backend == Backend::Postgres {
+            sql.replace("= ? WHERE id = ?", "= $1 WHERE id = $2")
+        } else {
+            sql.to_owned()
+        }
+    };
+    for id in &ids[..2] {
+        sqlx::query(&placeholder(
+            "UPDATE executions SET finished_at = ? WHERE id = ?",
+        ))
+        .bind(old_ms)
+        .bind(id)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+    sqlx::query(backdate)
+        .bind(old_ms / 1000)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    assert!(count(&app, jobs_done, "-").await >= 3);
+
+    let cutoff = ccs::store::now_ms() - 30 * 24 * 3600 * 1000;
+    ccs::jobs::retention::purge(&app.store, cutoff, 2, 1000)
+        .await
+        .unwrap();
+    for id in &ids[..2] {
+        assert_eq!(count(&app, logs_of, id).await, 0, "logs of {id} kept");
+        let (_, e) = app.get(&format!("/api/v1/executions/{id}")).await;
+        assert_eq!(e["status"], "succeeded", "{e}");
+        assert_eq!(e["costUsd"], 0.25, "{e}");
+    }
+    assert!(
+        count(&app, logs_of, &ids[2]).await > 2,
+        "a recent run's logs went"
+    );
+    assert_eq!(count(&app, jobs_done, "-").await, 0);
+
+    // Scheduled once per slot, however many workers start.
+    let jobs = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM Jobs WHERE job_type = ?",
+        Backend::MySql => "SELECT COUNT(*) FROM jobs WHERE job_type = ?",
+        Backend::Postgres => "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = ?",
+    };
+    let before = count(&app, jobs, "ccs::retention").await;
+    for _ in 0..3 {
+        ccs::jobs::retention::schedule(&app.store).await.unwrap();
+    }
+    let after = count(&app, jobs, "ccs::retention").await;
+    assert!(after - before <= 1, "{before} → {after}");
+    ccs::jobs::retention::schedule(&app.store).await.unwrap();
+    assert_eq!(count(&app, jobs, "ccs::retention").await, after);
+    app.shutdown().await;
+}
+
+backend_tests!(
+    retention_deletes_old_rows_in_batches,
+    super::retention_deletes_old_rows_in_batches
+);

@@ -203,6 +203,7 @@ async fn idempotency_key_gives_one_execution(backend: Backend) {
         .await
         .unwrap()
         .iter()
+        .filter(|(q, _, _)| q == <ccs::jobs::execute::ExecuteJob as ccs::jobs::Job>::QUEUE)
         .map(|(_, _, n)| n)
         .sum();
     assert_eq!(jobs, 1, "exactly one job enqueued");

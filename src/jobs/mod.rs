@@ -53,6 +53,7 @@
 pub mod execute;
 pub mod github_answer;
 pub mod github_event;
+pub mod retention;
 pub mod workflow_step;
 
 use std::fmt::Debug;
@@ -134,6 +135,7 @@ pub static KINDS: &[JobKind] = &[
     JobKind::of::<workflow_step::WorkflowStepJob>(),
     JobKind::of::<github_event::InboundEventJob>(),
     JobKind::of::<github_answer::GithubAnswerJob>(),
+    JobKind::of::<retention::RetentionJob>(),
 ];
 
 /// The queue names of [`KINDS`].

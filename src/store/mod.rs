@@ -20,6 +20,7 @@ pub mod limits;
 mod models;
 mod queries;
 pub mod ui;
+mod retention;
 mod workers;
 mod workflows;
 
@@ -32,6 +33,7 @@ use crate::db::Backend;
 pub use github::*;
 pub use models::*;
 use queries::Queries;
+pub use retention::Retained;
 pub use workflows::*;
 
 /// Errors of the store. Constraint violations the caller can act on have

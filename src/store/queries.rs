@@ -28,6 +28,7 @@ macro_rules! backend_sql {
             include_str!(concat!("sql/", $dir, "/github.sql")),
             include_str!(concat!("sql/", $dir, "/ui.sql")),
             include_str!(concat!("sql/", $dir, "/sessions.sql")),
+            include_str!(concat!("sql/", $dir, "/retention.sql")),
         ]
     };
 }

@@ -118,6 +118,9 @@ pub async fn run(
             shutdown.cancel();
         });
     }
+    if let Err(e) = crate::jobs::retention::schedule(&store).await {
+        tracing::warn!(error = %e, "could not schedule the retention job; the next start will");
+    }
     let base = WorkerEnv {
         store: store.clone(),
         runner: runner.clone(),

@@ -86,6 +86,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Agents (containers, process groups) of dead workers removed, by runner.",
     ),
     (
+        "ccs_retention_deleted_rows_total",
+        Kind::Counter,
+        "Rows of what finished long ago deleted by the retention job, by table.",
+    ),
+    (
         "ccs_workflows_started_total",
         Kind::Counter,
         "Workflow runs started.",

@@ -19,8 +19,8 @@ mod github;
 pub mod limits;
 mod models;
 mod queries;
-pub mod ui;
 mod retention;
+pub mod ui;
 mod workers;
 mod workflows;
 

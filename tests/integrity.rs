@@ -77,7 +77,7 @@ async fn a_4gb_line_leaves_the_worker_flat(backend: Backend) {
         dir.path(),
         "agent.sh",
         r#"#!/bin/sh
-if [ "$2" = big ]; then
+if [ "$(cat)" = big ]; then
   head -c 4294967296 /dev/zero; echo
   i=0; while [ $i -lt 6000 ]; do printf '%01000d\n' $i; i=$((i+1)); done
 fi

@@ -203,9 +203,10 @@ pub const MASK: &str = "***";
 /// Replaces secret values with [`MASK`] in text about to be stored.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    /// Every form of every value, longest first, so that a value containing
-    /// another is masked whole.
+    /// Every form of every value.
     needles: Vec<String>,
+    /// All of them at once (aho-corasick); `None` when there are none.
+    matcher: Option<aho_corasick::AhoCorasick>,
 }
 
 impl Masker {
@@ -236,8 +237,11 @@ impl Masker {
                 }
             }
         }
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Self { needles }
+        // Only a pattern set too large for memory fails to build.
+        let matcher = (!needles.is_empty())
+            .then(|| aho_corasick::AhoCorasick::new(&needles).ok())
+            .flatten();
+        Self { needles, matcher }
     }
 
     /// Whether there is nothing to mask.
@@ -245,15 +249,49 @@ impl Masker {
         self.needles.is_empty()
     }
 
-    /// `text` with every secret value replaced by [`MASK`].
+    /// `text` with every secret value replaced by [`MASK`]: every byte
+    /// that any occurrence of any value covers (overlapping ones included)
+    /// is masked, each covered stretch by one [`MASK`].
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = Cow::Owned(out.replace(needle.as_str(), MASK));
+        let Some(matcher) = &self.matcher else {
+            // No values, or a matcher that could not be built: fail closed.
+            return if self.needles.is_empty() {
+                Cow::Borrowed(text)
+            } else {
+                Cow::Borrowed(MASK)
+            };
+        };
+        let mut covered: Vec<(usize, usize)> = matcher
+            .find_overlapping_iter(text)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        if covered.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        covered.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut stretch: Option<(usize, usize)> = None;
+        for (start, end) in covered {
+            match &mut stretch {
+                Some((_, e)) if start <= *e => *e = (*e).max(end),
+                _ => {
+                    if let Some((s, e)) = stretch.take() {
+                        out.push_str(&text[at..s]);
+                        out.push_str(MASK);
+                        at = e;
+                    }
+                    stretch = Some((start, end));
+                }
             }
         }
-        out
+        if let Some((s, e)) = stretch {
+            out.push_str(&text[at..s]);
+            out.push_str(MASK);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        Cow::Owned(out)
     }
 
     /// [`Masker::mask`] of an optional text, owned.
@@ -354,5 +392,8 @@ mod tests {
         assert!(matches!(m.mask("nothing here"), Cow::Borrowed(_)));
         assert_eq!(m.mask_opt(Some("abc".into())).as_deref(), Some("***"));
         assert!(Masker::new(Vec::<String>::new()).is_empty());
+        // Overlapping values: every byte either covers is masked.
+        let m = Masker::new(["ab", "bcdef"]);
+        assert_eq!(m.mask("xabcdefy ab"), format!("x{MASK}y {MASK}"));
     }
 }

@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: starts (installing if missing) the
 # private MariaDB and PostgreSQL servers on loopback, builds the test agent
 # image when Docker is reachable, installs the pinned Claude Code CLI
-# (scripts/install-claude-cli.sh), then runs every test of the workspace
+# (scripts/install-claude-cli.sh) and builds its agent image
+# (scripts/build-claude-image.sh), then runs every test of the workspace
 # against SQLite, MariaDB, PostgreSQL, Docker and the real CLI.
 #
 # Env: CI=true makes a missing backend, Docker or the CLI a failure instead of a
@@ -38,6 +39,18 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "warning: no Claude Code CLI; the real-CLI tests will be skipped" >&2
+fi
+
+# The real CLI's agent image (debootstrap'd Debian, no registry) for the
+# Docker test of tests/real_cli.rs; with CI=true a failed build fails.
+if docker info >/dev/null 2>&1; then
+  if ! scripts/build-claude-image.sh >&2; then
+    if [ "${CI:-}" = "true" ]; then
+      echo "error: could not build the real-CLI image (scripts/build-claude-image.sh)" >&2
+      exit 1
+    fi
+    echo "warning: no real-CLI image; its Docker test will be skipped" >&2
+  fi
 fi
 
 # promtool (Debian's `prometheus` package) checks /metrics in tests/cli.rs;

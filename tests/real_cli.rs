@@ -3,10 +3,13 @@
 //! stand-in (`ccs-model-stub`) instead of Anthropic's API: the pipeline end
 //! to end, the tool grant, the cost ceiling, an overloaded model, cancel and
 //! timeout of the CLI's process tree, and ccs's live cost estimate against
-//! the CLI's own `total_cost_usd`.
+//! the CLI's own `total_cost_usd`. One test runs the CLI in its agent image
+//! (`scripts/build-claude-image.sh`) under the Docker runner, behind the
+//! egress proxy.
 //!
 //! The CLI is found at `CCS_CLAUDE_CLI` or `.ccs-tools/claude`; without it
-//! the tests are skipped, and with `CI=true` they fail. They run on SQLite
+//! the tests are skipped, and with `CI=true` they fail (so does a missing
+//! Docker, or a failed image build, for the Docker one). They run on SQLite
 //! with the process runner: what they check is the CLI's behaviour under
 //! ccs, not the database (the other suites run every backend).
 
@@ -654,5 +657,161 @@ async fn the_seeds_code_review_workflow_runs_on_the_real_cli() {
         sum > 0.0 && (run["costUsd"].as_f64().unwrap() - sum).abs() < 1e-9,
         "{run}"
     );
+    app.shutdown().await;
+}
+
+/// The real-CLI agent image (`scripts/build-claude-image.sh`, which prints
+/// its tag; idempotent), or `None` (skip) without Docker; with `CI=true` a
+/// missing Docker or a failed build fails the test.
+async fn claude_image() -> Option<String> {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if let Err(e) = bollard::Docker::connect_with_local_defaults() {
+        assert!(!ci, "CI=true: Docker is required: {e}");
+        eprintln!("skipped: Docker is unreachable ({e})");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-claude-image.sh");
+    let output = tokio::process::Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run scripts/build-claude-image.sh");
+    if !output.status.success() {
+        assert!(!ci, "CI=true: building the real-CLI image failed");
+        eprintln!("skipped: the real-CLI image could not be built");
+        return None;
+    }
+    Some(String::from_utf8(output.stdout).unwrap().trim().to_owned())
+}
+
+/// The real CLI in its image under the Docker runner, its only way out the
+/// egress proxy, which admits the model host alone. The stand-in listens on
+/// the host's loopback; the operator maps the name `model.test` to it
+/// (`--docker-add-host model.test:127.0.0.1`, which the proxy resolves the
+/// same way) and the project allows that name. A `WebFetch` of another host
+/// is refused by the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_real_cli_runs_in_its_docker_image_behind_the_egress_proxy() {
+    use ccs::runner::docker::{DockerRunner, DockerRunnerConfig};
+    if claude().is_none() {
+        return;
+    }
+    let Some(image) = claude_image().await else {
+        return;
+    };
+    let mut first = Step::tool_use(
+        "WebFetch",
+        json!({"url": "http://elsewhere.test/secrets", "prompt": "summarise"}),
+    );
+    first.content.insert(0, Block::Text("Fetching.".into()));
+    let stub = ModelStub::start(Scenario::new(vec![
+        first,
+        Step::tool_use(
+            "Write",
+            json!({"file_path": "hello.txt", "content": "hello from the container\n"}),
+        )
+        .with_usage(StepUsage {
+            input_tokens: 1000,
+            output_tokens: 200,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+        }),
+        Step::text("Wrote hello.txt."),
+    ]))
+    .await
+    .unwrap();
+    let port = stub.addr().port();
+    let runs = tempfile::tempdir().unwrap();
+    let inspect = tempfile::tempdir().unwrap();
+    let runner = DockerRunner::connect(DockerRunnerConfig {
+        docker_host: None,
+        command: vec!["claude".into()],
+        default_image: "ccs-test-agent:latest".into(),
+        work_dir: runs.path().to_path_buf(),
+        pass_env: Vec::new(),
+        allow_root: false,
+        extra_hosts: vec!["model.test:127.0.0.1".into()],
+        inspect_dir: Some(inspect.path().to_path_buf()),
+    })
+    .await
+    .expect("Docker");
+    let mut yaml = String::from("env:\n");
+    for (name, value) in ccs_model_stub::cli_env(&format!("http://model.test:{port}")) {
+        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
+    }
+    yaml.push_str(&format!(
+        "baseImage: {image}\nsecurity:\n  allowedDomains: [model.test]\n\
+         tools:\n  allowed: [Write, WebFetch]\nagent:\n  model: sonnet\n  maxTurns: 5\n"
+    ));
+    let Some(app) = spawn_app(
+        Backend::Sqlite,
+        Options {
+            container_yaml: Some(yaml),
+            runner: Some(Arc::new(runner)),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // The CLI's WebFetch first asks api.anthropic.com whether the domain is
+    // safe; the project turns that off so the fetch itself goes out.
+    let settings = app.project_dir.path().join(".claude");
+    std::fs::create_dir_all(&settings).unwrap();
+    std::fs::write(
+        settings.join("settings.json"),
+        r#"{"skipWebFetchPreflight": true}"#,
+    )
+    .unwrap();
+    let id = app.submit("Fetch the secrets, then write hello.txt").await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let logs = logs(&app, &id).await;
+    let text = log_text(&logs);
+    assert_eq!(e["status"], "succeeded", "{e}\n{text}");
+    assert_eq!(e["result"], "Wrote hello.txt.");
+    assert!(text.contains("[ccs] changed files: hello.txt"), "{text}");
+    // The cost is the CLI's own: 1000 + 2×10 input and 200 + 2×5 output
+    // tokens at Sonnet 5.5's $2 / $10 per million.
+    let result = result_line(&logs);
+    let reported = result["total_cost_usd"].as_f64().unwrap();
+    assert_eq!(e["costUsd"].as_f64().unwrap(), reported);
+    assert_eq!(e["costEstimated"], false);
+    let expected = (1020.0 * 2.0 + 210.0 * 10.0) / 1e6;
+    assert!(
+        (reported - expected).abs() < 1e-9,
+        "{reported} vs {expected}"
+    );
+    // Only the granted tools were offered, from inside the container, and
+    // the model host saw nothing but model turns.
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.uri, "/v1/messages?beta=true");
+        assert_eq!(offered(request), ["WebFetch", "Write"]);
+        assert_eq!(request.headers["x-api-key"], "sk-ant-stub-key");
+    }
+    // The other host was refused by the proxy (WebFetch goes over https,
+    // so a CONNECT), the log says so, and the model was told.
+    assert!(
+        text.contains(
+            "[ccs] egress refused: CONNECT elsewhere.test:443 (not in security.allowedDomains)"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("egress refused").count(), 1, "{text}");
+    let told = requests[1].user_texts().join("\n");
+    assert!(told.contains("proxy refused the connection"), "{told}");
+    // It ran in the image, on the run's own internal network.
+    let inspected: Value = serde_json::from_slice(
+        &std::fs::read(inspect.path().join(format!("ccs-{id}-1.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inspected["Config"]["Image"], image.as_str());
+    assert_eq!(
+        inspected["HostConfig"]["NetworkMode"],
+        format!("ccs-{id}-1")
+    );
+    assert!(!app.project_dir.path().join("hello.txt").exists());
     app.shutdown().await;
 }

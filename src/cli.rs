@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::db::Database;
 use crate::http::Server;
 use crate::runner::Runner;
-use crate::runner::process::ProcessRunner;
-use crate::settings::{ApiArgs, DatabaseArgs, RunnerKind, WorkerArgs};
+use crate::runner::egress_proxy::EgressSettings;
+use crate::runner::process::{Isolation, ProcessRunner};
+use crate::runner::sandbox::Sandbox;
+use crate::settings::{ApiArgs, DatabaseArgs, RunnerArgs, RunnerKind, WorkerArgs};
 use crate::store::{Permission, Store};
 
 #[derive(Debug, Parser)]
@@ -25,6 +27,8 @@ use crate::store::{Permission, Store};
 pub struct Cli {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,12 +95,27 @@ pub enum ProjectCommand {
 
 /// Entry point of the `ccs` binary.
 pub fn run() -> ExitCode {
+    if let Some(code) = sandbox_init() {
+        return code;
+    }
     let cli = Cli::parse();
     execute(cli)
 }
 
+/// `ccs sandbox-init …`, the first process inside a bubblewrap sandbox
+/// ([`crate::runner::sandbox_init`]): handled before any setup, and not a
+/// command for people (not in `--help`).
+fn sandbox_init() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    (args.get(1).map(String::as_str) == Some("sandbox-init"))
+        .then(|| crate::runner::sandbox_init::main(&args[2..]))
+}
+
 /// Entry point of the `ccs-worker` binary: `ccs worker` under another name.
 pub fn run_worker_binary() -> ExitCode {
+    if let Some(code) = sandbox_init() {
+        return code;
+    }
     let mut args: Vec<String> = std::env::args().collect();
     args.insert(1, "worker".into());
     let cli = Cli::parse_from(args);
@@ -136,11 +155,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             db.migrate().await?;
             println!("migrations applied ({})", db.backend);
         }
-        Command::Up { api, worker } => {
+        Command::Up { mut api, worker } => {
+            api.runner_policy = cli.runner.policy();
             db.migrate().await?;
             ensure_admin_key(&store).await?;
             let stop = shutdown_signal();
-            let runner = build_runner(&worker, &cli.db).await?;
+            let runner = build_runner(cli.runner.runner, &worker, &cli.db).await?;
             let server = serve_api(&store, &api, stop.clone(), true).await?;
             let worker = {
                 let (db, stop) = (db.clone(), stop.clone());
@@ -148,13 +168,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             supervise_up(server, worker, stop).await?;
         }
-        Command::Serve { api } => {
+        Command::Serve { mut api } => {
+            api.runner_policy = cli.runner.policy();
             let stop = shutdown_signal();
             serve_api(&store, &api, stop, false).await?.wait().await?;
         }
         Command::Worker { worker } => {
             let stop = shutdown_signal();
-            let runner = build_runner(&worker, &cli.db).await?;
+            let runner = build_runner(cli.runner.runner, &worker, &cli.db).await?;
             let health = Server::bind(
                 worker.worker_listen,
                 crate::http::health_router(store.clone()),
@@ -183,8 +204,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             description,
             repository,
         }) => {
-            let project = crate::projects::register(
+            let project = crate::projects::register_with(
                 &store,
+                cli.runner.policy(),
                 crate::projects::NewProjectRequest {
                     name,
                     path,
@@ -212,15 +234,22 @@ async fn ensure_admin_key(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Runner>> {
-    match args.runner {
-        RunnerKind::Process => {
+async fn build_runner(
+    kind: RunnerKind,
+    args: &WorkerArgs,
+    db: &DatabaseArgs,
+) -> anyhow::Result<Arc<dyn Runner>> {
+    match kind {
+        RunnerKind::Process | RunnerKind::Host => {
             let work_dir = args
                 .work_dir
                 .clone()
                 .unwrap_or_else(|| db.data_dir.join("runs"));
             std::fs::create_dir_all(&work_dir)
                 .with_context(|| format!("cannot create {}", work_dir.display()))?;
+            // bwrap binds and the proxy socket need an absolute path.
+            let work_dir = std::path::absolute(&work_dir)
+                .with_context(|| format!("cannot resolve {}", work_dir.display()))?;
             let mut command = args.agent_command();
             let Some(program) = command.first_mut() else {
                 anyhow::bail!("--agent-command must not be empty");
@@ -232,10 +261,33 @@ async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Ar
                     .display()
                     .to_string();
             }
+            let isolation = if kind == RunnerKind::Host {
+                tracing::warn!(
+                    "--runner host: agents run without any isolation, as this worker's user \
+                     (trusted local use only)"
+                );
+                Isolation::Host
+            } else {
+                let init = std::env::current_exe().context("cannot find the ccs binary")?;
+                let sandbox = Sandbox {
+                    bwrap: args.sandbox.bwrap.clone(),
+                    init,
+                    ro_binds: args.sandbox.ro_binds.clone(),
+                    rw_binds: args.sandbox.rw_binds.clone(),
+                };
+                sandbox.check().await.map_err(|e| {
+                    anyhow::anyhow!("the process runner's bubblewrap sandbox cannot start: {e}")
+                })?;
+                Isolation::Sandbox {
+                    sandbox,
+                    egress: egress_settings(args)?,
+                }
+            };
             Ok(Arc::new(ProcessRunner {
                 command,
                 work_dir,
                 pass_env: args.pass_env.clone(),
+                isolation,
             }))
         }
         RunnerKind::Docker => {
@@ -272,6 +324,17 @@ async fn build_runner(args: &WorkerArgs, db: &DatabaseArgs) -> anyhow::Result<Ar
             Ok(Arc::new(runner))
         }
     }
+}
+
+/// The egress settings of a worker's runs.
+pub fn egress_settings(args: &WorkerArgs) -> anyhow::Result<EgressSettings> {
+    let hosts = crate::runner::docker::parse_extra_hosts(&args.docker.add_hosts)
+        .map_err(|e| anyhow::anyhow!("--docker-add-host: {e}"))?;
+    Ok(EgressSettings {
+        model_hosts: args.egress.model_hosts(),
+        hosts,
+        allow_cidrs: args.egress.allow_cidrs.clone(),
+    })
 }
 
 /// Binds the API ([`crate::http::app`]) on `api.listen` and serves it

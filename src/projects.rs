@@ -14,7 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::project_config;
+use crate::project_config::{self, ContainerConfig, NetworkMode};
+use crate::settings::RunnerKind;
 use crate::store::{NewProject, Project, Store, StoreError};
 
 /// Configuration given with a request rather than read from the directory.
@@ -66,7 +67,97 @@ pub enum ProjectError {
 /// The largest configuration file read: 256 KiB.
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
+/// What the workers' runner can enforce, and what the operator lets
+/// projects ask for: a project whose `container.yaml` asks for something
+/// else is refused when it is registered, naming the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerPolicy {
+    /// The runner the workers use (`--runner`).
+    pub runner: RunnerKind,
+    /// `--allow-unsafe-container-settings`: accept `networkMode: host` or a
+    /// named network, capabilities kept, `noNewPrivileges: false`.
+    pub allow_unsafe: bool,
+}
+
+impl Default for RunnerPolicy {
+    fn default() -> Self {
+        Self {
+            runner: RunnerKind::Process,
+            allow_unsafe: false,
+        }
+    }
+}
+
+impl RunnerPolicy {
+    /// Why `container` cannot run under this policy, naming the setting.
+    ///
+    /// # Errors
+    ///
+    /// The first setting the runner cannot enforce or the operator does
+    /// not allow.
+    pub fn check(&self, c: &ContainerConfig) -> Result<(), String> {
+        let runner = self.runner.as_str();
+        let s = &c.security;
+        if !self.allow_unsafe {
+            let unsafe_flag = "(the operator's --allow-unsafe-container-settings permits it)";
+            match &s.network_mode {
+                NetworkMode::Bridge | NetworkMode::None => {}
+                other => {
+                    return Err(format!(
+                        "security.networkMode `{}` is refused: runs get `bridge` (egress through the proxy) or `none` {unsafe_flag}",
+                        other.as_docker()
+                    ));
+                }
+            }
+            if !s.no_new_privileges {
+                return Err(format!(
+                    "security.noNewPrivileges `false` is refused {unsafe_flag}"
+                ));
+            }
+            if !s
+                .drop_capabilities
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case("ALL"))
+            {
+                return Err(format!(
+                    "security.dropCapabilities must include ALL {unsafe_flag}"
+                ));
+            }
+        }
+        match self.runner {
+            RunnerKind::Process if crate::runner::sandbox::sandbox_uid(c).is_none() => {
+                Err(format!(
+                    "security.runAsUser: the {runner} runner takes a numeric uid (a user name is resolved only by an image)"
+                ))
+            }
+            RunnerKind::Host if s.allowed_domains.is_some() => Err(format!(
+                "security.allowedDomains: the {runner} runner cannot restrict egress (use --runner process or docker)"
+            )),
+            RunnerKind::Host if s.network_mode == NetworkMode::None => Err(format!(
+                "security.networkMode `none`: the {runner} runner cannot cut the network"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Registers a project under the default [`RunnerPolicy`] (the bubblewrap
+/// process runner, no unsafe settings).
 pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, ProjectError> {
+    register_with(store, RunnerPolicy::default(), req).await
+}
+
+/// Registers a project whose configuration `policy` accepts.
+///
+/// # Errors
+///
+/// A bad name or path, invalid YAML, a setting the policy refuses
+/// ([`ProjectError::Invalid`], a 422), a taken name.
+pub async fn register_with(
+    store: &Store,
+    policy: RunnerPolicy,
+    req: NewProjectRequest,
+) -> Result<Project, ProjectError> {
     let name = req.name.trim();
     if name.is_empty()
         || name.len() > 200
@@ -88,6 +179,9 @@ pub async fn register(store: &Store, req: NewProjectRequest) -> Result<Project, 
             .map_err(|e| ProjectError::Invalid(e.to_string()))?,
         None => Default::default(),
     };
+    policy
+        .check(&container)
+        .map_err(|e| ProjectError::Invalid(format!(".claude/container.yaml: {e}")))?;
     if let Some(text) = &workflow_yaml {
         project_config::parse_workflow_in_project(".claude/workflow.yaml", text, &container)
             .map_err(|e| ProjectError::Invalid(e.to_string()))?;

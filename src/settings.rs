@@ -45,6 +45,31 @@ impl DatabaseArgs {
     }
 }
 
+/// How agents run: read by workers (which runner to build) and by the API
+/// (which project settings to refuse at registration, [`crate::projects::RunnerPolicy`]).
+#[derive(Debug, Clone, Args)]
+pub struct RunnerArgs {
+    /// How agents run: `process` (a bubblewrap sandbox), `docker`, or
+    /// `host` (no isolation; trusted local use only).
+    #[arg(long, env = "CCS_RUNNER", value_enum, default_value_t = RunnerKind::Process, global = true)]
+    pub runner: RunnerKind,
+
+    /// Accept project settings that weaken isolation: `networkMode: host`
+    /// or a named network, capabilities not dropped, `noNewPrivileges:
+    /// false` (refused at registration otherwise).
+    #[arg(long, env = "CCS_ALLOW_UNSAFE_CONTAINER_SETTINGS", global = true)]
+    pub allow_unsafe_container_settings: bool,
+}
+
+impl RunnerArgs {
+    pub fn policy(&self) -> crate::projects::RunnerPolicy {
+        crate::projects::RunnerPolicy {
+            runner: self.runner,
+            allow_unsafe: self.allow_unsafe_container_settings,
+        }
+    }
+}
+
 /// The API process.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
@@ -64,6 +89,11 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
 
+    /// What project settings registration refuses: set from the global
+    /// [`RunnerArgs`] once parsed (not a flag of its own).
+    #[arg(skip)]
+    pub runner_policy: crate::projects::RunnerPolicy,
+
     /// The secret of the GitHub webhook (or GitHub App): deliveries to
     /// `POST /webhook/github` must be signed with it. Unset: that endpoint
     /// answers 404. See docs/github.md.
@@ -77,10 +107,24 @@ pub struct ApiArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunnerKind {
-    /// The agent as a child process in a temporary workspace.
+    /// The agent as a child process in a bubblewrap sandbox.
     Process,
     /// The agent in a locked-down Docker container.
     Docker,
+    /// The agent as a plain child process of the worker, with no isolation:
+    /// it can read what the worker reads and reach what it reaches.
+    /// Trusted local use only; never the default.
+    Host,
+}
+
+impl RunnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Docker => "docker",
+            Self::Host => "host",
+        }
+    }
 }
 
 /// A worker process.
@@ -93,10 +137,6 @@ pub struct WorkerArgs {
     /// The agent program (and leading arguments, space-separated).
     #[arg(long, env = "CCS_AGENT_COMMAND", default_value = "claude")]
     pub agent_command: String,
-
-    /// How agents run.
-    #[arg(long, env = "CCS_RUNNER", value_enum, default_value_t = RunnerKind::Process)]
-    pub runner: RunnerKind,
 
     /// Wall-clock limit of a run when the project sets none.
     #[arg(long, env = "CCS_DEFAULT_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
@@ -154,6 +194,14 @@ pub struct WorkerArgs {
     /// How workers talk to GitHub (docs/github.md).
     #[command(flatten)]
     pub github: GithubArgs,
+
+    /// Settings of the bubblewrap sandbox (`--runner process`).
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    /// Egress settings of both sandboxed runners.
+    #[command(flatten)]
+    pub egress: EgressArgs,
 }
 
 /// How workers act on GitHub deliveries: the API they call, as whom, and
@@ -189,6 +237,83 @@ pub struct GithubArgs {
     /// for the links in GitHub comments. Unset: comments name the run's id.
     #[arg(long, env = "CCS_PUBLIC_URL")]
     pub public_url: Option<String>,
+}
+
+/// Settings of the bubblewrap sandbox of `--runner process`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// The bubblewrap program.
+    #[arg(
+        long = "sandbox-bwrap",
+        env = "CCS_SANDBOX_BWRAP",
+        default_value = "bwrap"
+    )]
+    pub bwrap: PathBuf,
+
+    /// Host paths shown read-only inside the sandbox at the same place
+    /// (comma-separated): toolchains outside /usr, say.
+    #[arg(long = "sandbox-bind", env = "CCS_SANDBOX_BIND", value_delimiter = ',')]
+    pub ro_binds: Vec<PathBuf>,
+
+    /// Host paths shown read-write inside the sandbox at the same place
+    /// (comma-separated). Every run can write there: shared caches only.
+    #[arg(
+        long = "sandbox-bind-rw",
+        env = "CCS_SANDBOX_BIND_RW",
+        value_delimiter = ','
+    )]
+    pub rw_binds: Vec<PathBuf>,
+}
+
+impl Default for SandboxArgs {
+    fn default() -> Self {
+        Self {
+            bwrap: "bwrap".into(),
+            ro_binds: Vec::new(),
+            rw_binds: Vec::new(),
+        }
+    }
+}
+
+/// Where sandboxed agents may connect, besides their project's
+/// `security.allowedDomains`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EgressArgs {
+    /// The model's API host, reachable by every run through the egress
+    /// proxy (`host` or `host:port`, comma-separated). Default: the host of
+    /// `ANTHROPIC_BASE_URL` when set, else `api.anthropic.com`.
+    #[arg(
+        long = "model-api-host",
+        env = "CCS_MODEL_API_HOST",
+        value_delimiter = ','
+    )]
+    pub model_api_hosts: Vec<String>,
+
+    /// Non-public networks (CIDR, comma-separated) that allowed names may
+    /// resolve to. By default the proxy refuses loopback, private,
+    /// link-local (cloud metadata), CGNAT, multicast and reserved addresses.
+    #[arg(
+        long = "egress-allow-cidr",
+        env = "CCS_EGRESS_ALLOW_CIDRS",
+        value_delimiter = ','
+    )]
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+}
+
+impl EgressArgs {
+    /// The model API hosts: the setting, else `ANTHROPIC_BASE_URL`'s host,
+    /// else `api.anthropic.com`.
+    pub fn model_hosts(&self) -> Vec<String> {
+        if !self.model_api_hosts.is_empty() {
+            return self.model_api_hosts.clone();
+        }
+        let from_base_url = std::env::var("ANTHROPIC_BASE_URL").ok().and_then(|url| {
+            let rest = url.split_once("://")?.1;
+            let authority = rest.split('/').next()?;
+            (!authority.is_empty()).then(|| authority.to_owned())
+        });
+        vec![from_base_url.unwrap_or_else(|| "api.anthropic.com".to_owned())]
+    }
 }
 
 /// Settings of the Docker runner; ignored by the process runner. Inside the

@@ -641,8 +641,7 @@ async fn a_reported_cost_is_checked(backend: Backend) {
     let work_dir = tempfile::tempdir().unwrap();
     let runner = std::sync::Arc::new(ccs::runner::process::ProcessRunner {
         command: vec![agent.display().to_string()],
-        work_dir: work_dir.path().to_path_buf(),
-        pass_env: Vec::new(),
+        ..common::sandboxed_runner(work_dir.path(), &[])
     });
     let options = Options {
         runner: Some(runner),

@@ -70,10 +70,13 @@ struct RealCliApp {
 async fn app_with(stub: &ModelStub, extra_yaml: &str) -> Option<RealCliApp> {
     let cli = claude()?;
     let runs = tempfile::tempdir().unwrap();
+    // The host runner: the CLI under the bubblewrap sandbox (through the
+    // egress proxy to the stand-in) is not verified yet (docs/security.md).
     let runner = ProcessRunner {
         command: vec![cli.display().to_string()],
         work_dir: runs.path().to_path_buf(),
         pass_env: Vec::new(),
+        isolation: ccs::runner::process::Isolation::Host,
     };
     let app = spawn_app(
         Backend::Sqlite,
@@ -536,6 +539,7 @@ async fn the_seeds_code_review_workflow_runs_on_the_real_cli() {
         command: vec![cli.display().to_string()],
         work_dir: runs.path().join("runs"),
         pass_env: Vec::new(),
+        isolation: ccs::runner::process::Isolation::Host,
     };
     let Some(app) = spawn_app(
         Backend::Sqlite,

@@ -240,9 +240,11 @@ async fn retry_then_success_or_fallback(backend: Backend) {
     let Some(app) = app_with(backend, ERRORS, true).await else {
         return;
     };
+    // In the directory every sandbox of the test worker sees.
     let marker = app
         .work_dir
         .path()
+        .join("shared")
         .join(format!("m-{}", uuid::Uuid::new_v4().simple()));
     let once = start(
         &app,

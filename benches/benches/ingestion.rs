@@ -160,6 +160,7 @@ async fn webhook_requests(service: &Service, args: &Args) -> anyhow::Result<(Loa
         rate_limits: Default::default(),
         github_webhook_secret: None,
         ui: ccs::ui::UiConfig::default(),
+        runner_policy: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let server = Server::bind(

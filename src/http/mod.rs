@@ -57,6 +57,8 @@ pub struct AppState {
     pub github_webhook_secret: Option<crate::github::WebhookSecret>,
     /// Where the dashboard is mounted and how its sessions behave.
     pub ui: crate::ui::UiConfig,
+    /// What project settings registration refuses (the workers' runner).
+    pub runner_policy: crate::projects::RunnerPolicy,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             rate_limits: Arc::new(api.rate_limits.limiters()),
             github_webhook_secret: api.github_webhook_secret.clone(),
             ui: api.ui.clone(),
+            runner_policy: api.runner_policy,
         }
     }
 }

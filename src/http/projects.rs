@@ -42,7 +42,8 @@ pub async fn create(
         repository: body.repository,
         github: body.github,
     };
-    let project = crate::projects::register(&state.store, request).await?;
+    let project =
+        crate::projects::register_with(&state.store, state.runner_policy, request).await?;
     state
         .store
         .audit(&caller.0.name, "project.create", &project.name, "")

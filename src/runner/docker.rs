@@ -147,6 +147,26 @@ struct RunResources {
     proxy: Option<EgressProxy>,
 }
 
+/// `NAME:IP` entries (`--docker-add-host`) as a map.
+///
+/// # Errors
+///
+/// An entry that is not `NAME:IP`, named in the message.
+pub fn parse_extra_hosts(entries: &[String]) -> Result<HashMap<String, IpAddr>, String> {
+    let mut hosts = HashMap::new();
+    for entry in entries {
+        let parsed = entry
+            .split_once(':')
+            .and_then(|(name, ip)| Some((name, ip.parse::<IpAddr>().ok()?)))
+            .filter(|(name, _)| !name.is_empty());
+        let Some((name, ip)) = parsed else {
+            return Err(format!("invalid extra host {entry:?}: expected NAME:IP"));
+        };
+        hosts.insert(name.to_owned(), ip);
+    }
+    Ok(hosts)
+}
+
 impl DockerRunner {
     /// Connects to the daemon (negotiating the API version, so Docker 20.10
     /// and later all work) and checks it answers.
@@ -164,19 +184,7 @@ impl DockerRunner {
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         let info = docker.info().await.map_err(unreachable)?;
         let host_nano_cpus = info.ncpu.unwrap_or(1).max(1) * 1_000_000_000;
-        let mut hosts = HashMap::new();
-        for entry in &config.extra_hosts {
-            let parsed = entry
-                .split_once(':')
-                .and_then(|(name, ip)| Some((name, ip.parse::<IpAddr>().ok()?)))
-                .filter(|(name, _)| !name.is_empty());
-            let Some((name, ip)) = parsed else {
-                return Err(RunnerError::Start(format!(
-                    "invalid extra host {entry:?}: expected NAME:IP"
-                )));
-            };
-            hosts.insert(name.to_owned(), ip);
-        }
+        let hosts = parse_extra_hosts(&config.extra_hosts).map_err(RunnerError::Start)?;
         if config.command.is_empty() {
             return Err(RunnerError::Start("empty agent command".into()));
         }

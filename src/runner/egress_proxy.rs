@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,26 @@ const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// Refusals noted on one run's log; later ones are only counted.
 const MAX_NOTES: usize = 50;
 
+/// The operator's egress settings, the same for every run of a worker.
+#[derive(Debug, Clone, Default)]
+pub struct EgressSettings {
+    /// Always reachable (`--model-api-host`): the model's API host.
+    pub model_hosts: Vec<String>,
+    /// Names resolved without DNS (`--docker-add-host`).
+    pub hosts: HashMap<String, IpAddr>,
+    /// Non-public networks runs may reach (`--egress-allow-cidr`).
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+}
+
+impl EgressSettings {
+    /// The policy of a run whose project allows `allowed`.
+    pub fn policy(&self, allowed: &[String]) -> EgressPolicy {
+        EgressPolicy::new(allowed, self.hosts.clone())
+            .with_trusted(&self.model_hosts)
+            .with_allowed_cidrs(&self.allow_cidrs)
+    }
+}
+
 /// Which hosts a run may reach.
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
@@ -58,6 +78,14 @@ pub struct EgressPolicy {
     subdomains_of: Vec<String>,
     /// Names resolved without DNS (the operator's extra hosts).
     hosts: HashMap<String, IpAddr>,
+    /// Names the operator allows for every run (the model's API host):
+    /// admitted whatever the project lists and, like the names of `hosts`
+    /// (which still need the project's allow-list), exempt from the address
+    /// check: the operator named them.
+    trusted: Vec<String>,
+    /// Non-public networks the operator lets runs reach
+    /// (`--egress-allow-cidr`).
+    allow_cidrs: Vec<ipnet::IpNet>,
 }
 
 impl EgressPolicy {
@@ -80,8 +108,44 @@ impl EgressPolicy {
         policy
     }
 
+    /// Also admits `names` (host names, `host:port` accepted) for every
+    /// run, whatever their addresses: the operator's model API host.
+    pub fn with_trusted(mut self, names: &[String]) -> Self {
+        self.trusted.extend(names.iter().map(|n| {
+            let host = split_host_port(n, 0).map_or_else(|| n.clone(), |(h, _)| h);
+            normalize(&host)
+        }));
+        self
+    }
+
+    /// Lets names resolve to addresses in `nets` even when they are not
+    /// public (loopback, private, link-local, …).
+    pub fn with_allowed_cidrs(mut self, nets: &[ipnet::IpNet]) -> Self {
+        self.allow_cidrs.extend_from_slice(nets);
+        self
+    }
+
+    /// The operator's model host: admitted for every run.
+    fn is_trusted(&self, host: &str) -> bool {
+        self.trusted.contains(&normalize(host))
+    }
+
+    /// Named by the operator (model host, extra hosts): whatever address it
+    /// has may be used.
+    fn operator_named(&self, host: &str) -> bool {
+        self.is_trusted(host) || self.hosts.contains_key(&normalize(host))
+    }
+
     /// Whether `host` may be reached.
     pub fn allows(&self, host: &str) -> bool {
+        if self.is_trusted(host) {
+            return true;
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<IpAddr>().is_ok() {
+            // An address names no domain: only a trusted one passes.
+            return false;
+        }
         let host = normalize(host);
         let under = |parent: &String| {
             host.len() > parent.len() + 1
@@ -100,6 +164,58 @@ impl EgressPolicy {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+
+    /// The addresses of `host` a run may connect to: all of them for a
+    /// trusted name; otherwise the public ones and those in the operator's
+    /// CIDR allow-list. Empty when `host` resolves only to addresses a run
+    /// must not reach (loopback, private, link-local, metadata, …).
+    async fn reachable(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        let addrs = self.resolve(host, port).await?;
+        if self.operator_named(host) {
+            return Ok(addrs);
+        }
+        Ok(addrs
+            .into_iter()
+            .filter(|a| is_public(a.ip()) || self.allow_cidrs.iter().any(|n| n.contains(&a.ip())))
+            .collect())
+    }
+}
+
+/// Whether `ip` is an address of the public internet: not loopback,
+/// unspecified, private (RFC 1918, unique-local), link-local (which holds
+/// the cloud metadata address 169.254.169.254), carrier-grade NAT,
+/// multicast, broadcast, documentation or benchmarking space.
+pub fn is_public(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, _, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+        }
     }
 }
 
@@ -185,6 +301,32 @@ impl EgressProxy {
         })
     }
 
+    /// Starts a proxy on the Unix socket `path` (the process runner binds
+    /// it into the run's sandbox; whoever can open the socket is the run).
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be bound.
+    pub async fn start_unix(
+        path: &std::path::Path,
+        policy: EgressPolicy,
+        notes: mpsc::Sender<OutputLine>,
+    ) -> std::io::Result<Self> {
+        let listener = UnixListener::bind(path)?;
+        let stop = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            policy,
+            notes,
+            refusals: AtomicUsize::new(0),
+        });
+        let task = tokio::spawn(unix_accept_loop(listener, shared, stop.clone()));
+        Ok(Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stop,
+            task: Some(task),
+        })
+    }
+
     /// Where the proxy listens (the URL host and port of `HTTP_PROXY`).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -212,12 +354,10 @@ struct Shared {
 }
 
 impl Shared {
-    async fn refused(&self, what: &str) {
+    async fn refused(&self, what: &str, why: &str) {
         let n = self.refusals.fetch_add(1, Ordering::Relaxed);
         let text = match n {
-            _ if n < MAX_NOTES => {
-                format!("egress refused: {what} (not in security.allowedDomains)")
-            }
+            _ if n < MAX_NOTES => format!("egress refused: {what} ({why})"),
             _ if n == MAX_NOTES => {
                 "egress refused: further refusals of this run are not logged".to_owned()
             }
@@ -256,6 +396,26 @@ async fn accept_loop(
             tracing::warn!(%peer, "egress proxy: connection from outside the run's network dropped");
             continue;
         }
+        let shared = shared.clone();
+        connections.spawn(async move {
+            let _ = handle(conn, &shared).await;
+        });
+    }
+    connections.shutdown().await;
+}
+
+async fn unix_accept_loop(listener: UnixListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((conn, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let shared = shared.clone();
         connections.spawn(async move {
             let _ = handle(conn, &shared).await;
@@ -309,7 +469,7 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
 }
 
 /// Reads the request head; returns it and any bytes read past it.
-async fn read_head(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+async fn read_head<C: AsyncRead + Unpin>(conn: &mut C) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     loop {
@@ -329,7 +489,11 @@ async fn read_head(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     }
 }
 
-async fn respond(conn: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+async fn respond<C: AsyncWrite + Unpin>(
+    conn: &mut C,
+    status: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -338,7 +502,10 @@ async fn respond(conn: &mut TcpStream, status: &str, body: &str) -> std::io::Res
     conn.shutdown().await
 }
 
-async fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn handle<C: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: C,
+    shared: &Shared,
+) -> std::io::Result<()> {
     let Ok(Some((head, rest))) = tokio::time::timeout(IO_TIMEOUT, read_head(&mut conn)).await
     else {
         return respond(
@@ -400,7 +567,9 @@ async fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         format!("{} http://{host}:{port}", head.method)
     };
     if !shared.policy.allows(&host) {
-        shared.refused(&what).await;
+        shared
+            .refused(&what, "not in security.allowedDomains")
+            .await;
         return respond(
             &mut conn,
             "403 Forbidden",
@@ -408,8 +577,37 @@ async fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         )
         .await;
     }
+    let addrs = match tokio::time::timeout(IO_TIMEOUT, shared.policy.reachable(&host, port)).await {
+        Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
+        Ok(Ok(_)) => {
+            shared
+                .refused(&what, "resolves to a non-public address")
+                .await;
+            return respond(
+                &mut conn,
+                "403 Forbidden",
+                &format!("ccs egress proxy: {host} resolves to an address runs may not reach\n"),
+            )
+            .await;
+        }
+        Ok(Err(e)) => {
+            return respond(
+                &mut conn,
+                "502 Bad Gateway",
+                &format!("ccs egress proxy: cannot resolve {host}: {e}\n"),
+            )
+            .await;
+        }
+        Err(_) => {
+            return respond(
+                &mut conn,
+                "504 Gateway Timeout",
+                &format!("ccs egress proxy: {host} did not resolve in time\n"),
+            )
+            .await;
+        }
+    };
     let upstream = async {
-        let addrs = shared.policy.resolve(&host, port).await?;
         let mut last = std::io::Error::other("no address");
         for addr in addrs {
             match TcpStream::connect(addr).await {
@@ -631,6 +829,45 @@ mod tests {
         let out = exchange(proxy.addr(), "GET /direct HTTP/1.1\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 400"), "{out}");
         proxy.stop().await;
+    }
+
+    #[test]
+    fn literals_and_non_public_addresses() {
+        let p = policy(&["github.com"]).with_trusted(&["api.anthropic.com:443".to_owned()]);
+        assert!(p.allows("api.anthropic.com"));
+        assert!(!p.allows("127.0.0.1"));
+        assert!(!p.allows("[::1]"));
+        assert!(!p.allows("169.254.169.254"));
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["140.82.112.3", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn allowed_names_resolving_to_private_addresses_are_refused() {
+        let p = policy(&["localhost"]);
+        assert!(p.allows("localhost"));
+        assert!(p.reachable("localhost", 80).await.unwrap().is_empty());
+        let cidr: ipnet::IpNet = "127.0.0.0/8".parse().unwrap();
+        let p = policy(&["localhost"]).with_allowed_cidrs(&[cidr]);
+        assert!(!p.reachable("localhost", 80).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@
 //! cancellation and budget stops are all the same thing to a runner: the
 //! `stop` token fires and the agent (with everything it started) is killed.
 //!
-//! * [`process::ProcessRunner`] — a child process in a temporary workspace
-//!   (the embedded default; machines without Docker).
+//! * [`process::ProcessRunner`] — a child process in a temporary workspace,
+//!   inside a bubblewrap [`sandbox`] (`--runner process`, the default) or,
+//!   for trusted local use only, with no isolation (`--runner host`).
 //! * [`docker::DockerRunner`] — a locked-down container per run (bollard),
 //!   with [`egress_proxy`] when the project restricts egress and
 //!   [`mcp_catalog`] for the agent's MCP servers.
@@ -29,6 +30,8 @@ pub mod lines;
 pub mod mcp_catalog;
 pub mod orphans;
 pub mod process;
+pub mod sandbox;
+pub mod sandbox_init;
 pub mod session;
 pub mod stream_json;
 pub mod workspace;

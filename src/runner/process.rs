@@ -1,17 +1,28 @@
-//! The process runner: the agent as a child process of the worker.
+//! The process runner: the agent as a child process of the worker, inside a
+//! bubblewrap sandbox (`--runner process`, [`super::sandbox`]) or, for
+//! trusted local use only, without any isolation (`--runner host`).
 //!
 //! For each run it makes `<work_dir>/<execution>-<attempt>/` holding
 //! `workspace/` (a copy of the project; the project itself is never
 //! written) and `home/` (the agent's own `HOME`, so parallel runs never
-//! share `~/.claude.json`). The child gets a scrubbed environment: only
-//! `PATH`, `HOME`, `CLAUDE_CONFIG_DIR`, `LANG`, the variables named in
-//! `pass_env` (e.g. `ANTHROPIC_API_KEY`) and the run's own env.
+//! share `~/.claude.json`). The child gets an environment built from
+//! nothing: `PATH`, `HOME`, `CLAUDE_CONFIG_DIR`, `LANG`, the variables named
+//! in `pass_env` (e.g. `ANTHROPIC_API_KEY`) and the run's own env.
+//!
+//! In the sandbox the workspace is `/workspace` and the home
+//! `/home/agent`; the agent sees nothing else of the host that is not
+//! read-only system files, and reaches the network only through the run's
+//! egress proxy ([`super::egress_proxy`], on a Unix socket in the run
+//! directory): the model's API host always, the project's
+//! `security.allowedDomains` besides; with `networkMode: none`, nothing.
 //!
 //! The child leads a process group of its own and is killed with the whole
 //! group: on `stop`, after it exits (whatever it left running), and — via
 //! `PR_SET_PDEATHSIG` — when the worker itself dies, so a SIGKILLed worker
-//! leaves no agent behind. The files the agent changed in its workspace are
-//! listed ([`super::workspace`]), then the run directory is removed.
+//! leaves no agent behind (in the sandbox, bwrap's PID namespace makes that
+//! hold for every process the agent started, double-forked or not). The
+//! files the agent changed in its workspace are listed
+//! ([`super::workspace`]), then the run directory is removed.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,8 +35,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::checks::{self, CheckRun};
+use super::egress_proxy::{EgressPolicy, EgressProxy, EgressSettings};
 use super::lines::forward;
+use super::sandbox::{self, Rlimits, Sandbox, SandboxRun};
 use super::{OutputLine, RunExit, RunSpec, Runner, RunnerError, Stream};
+use crate::project_config::NetworkMode;
 
 /// Runs the agent command as a local child process.
 #[derive(Debug, Clone)]
@@ -33,16 +47,58 @@ pub struct ProcessRunner {
     /// The agent program and its leading arguments (`claude`, or the test
     /// agent's path).
     pub command: Vec<String>,
-    /// Where run directories are made.
+    /// Where run directories are made (an absolute path).
     pub work_dir: PathBuf,
     /// Names of the worker's environment variables the agent may see.
     pub pass_env: Vec<String>,
+    /// How the agent is isolated from the worker's host.
+    pub isolation: Isolation,
+}
+
+/// How a process runner isolates the agent.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// A bubblewrap sandbox per run (`--runner process`), with egress only
+    /// through the run's proxy.
+    Sandbox {
+        sandbox: Sandbox,
+        egress: EgressSettings,
+    },
+    /// None at all (`--runner host`): the agent runs as the worker's user
+    /// and sees what the worker sees. Trusted local use only.
+    Host,
+}
+
+/// Variables of the worker never passed to a sandboxed agent: the sandbox
+/// sets its own proxy.
+const PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// What one run's children are started with.
+struct Launch<'a> {
+    run_dir: &'a Path,
+    workspace: &'a Path,
+    home: &'a Path,
+    mcp_config: Option<&'a Path>,
+    egress_socket: Option<&'a Path>,
+    spec: &'a RunSpec,
 }
 
 #[async_trait::async_trait]
 impl Runner for ProcessRunner {
     fn name(&self) -> &'static str {
-        "process"
+        match self.isolation {
+            Isolation::Sandbox { .. } => "process",
+            Isolation::Host => "host",
+        }
     }
 
     async fn run(
@@ -94,28 +150,44 @@ impl ProcessRunner {
                 let path = run_dir.join("mcp.json");
                 tokio::fs::write(&path, serde_json::to_vec_pretty(config).unwrap_or_default())
                     .await?;
-                Some(path.display().to_string())
+                Some(path)
             }
             None => None,
         };
         if let Some(session) = &spec.resume {
             super::session::place(
                 &home.join(".claude"),
-                &workspace.display().to_string(),
+                &self.agent_workspace(&workspace),
                 session,
             )
             .await
             .map_err(RunnerError::Start)?;
         }
+        let proxy = self.start_egress(run_dir, &spec, &lines).await?;
+        let socket = run_dir.join("egress.sock");
+        let launch = Launch {
+            run_dir,
+            workspace: &workspace,
+            home: &home,
+            mcp_config: mcp_path.as_deref(),
+            egress_socket: proxy.is_some().then_some(socket.as_path()),
+            spec: &spec,
+        };
 
         let (program, leading) = self
             .command
             .split_first()
             .ok_or_else(|| RunnerError::Start("empty agent command".into()))?;
-        let mut cmd = self.command_in(program, &workspace, &home, &spec.env);
-        cmd.args(leading)
-            .args(spec.agent.to_args(mcp_path.as_deref()))
-            .stdin(Stdio::piped());
+        let mcp_arg = match (&self.isolation, &mcp_path) {
+            (_, None) => None,
+            (Isolation::Sandbox { .. }, Some(_)) => Some(sandbox::MCP_CONFIG.to_owned()),
+            (Isolation::Host, Some(path)) => Some(path.display().to_string()),
+        };
+        let mut args: Vec<String> = leading.to_vec();
+        args.extend(spec.agent.to_args(mcp_arg.as_deref()));
+        let mut cmd = self.command_in(program, &args, &launch).await?;
+        cmd.stdin(Stdio::piped());
+        // On an early return the proxy is dropped, which stops it.
         let max_line = spec.max_line_bytes;
         let agent = run_child(
             cmd,
@@ -154,10 +226,12 @@ impl ProcessRunner {
                 if stop.is_cancelled() {
                     break;
                 }
-                let mut cmd = self.command_in("sh", &workspace, &home, &spec.env);
-                cmd.arg("-c").arg(command);
                 let (tx, tail) = checks::relay(lines.clone());
-                let ran = run_child(cmd, "sh", None, tx, &stop, max_line).await;
+                let args = ["-c".to_owned(), command.to_owned()];
+                let ran = match self.command_in("sh", &args, &launch).await {
+                    Ok(cmd) => run_child(cmd, "sh", None, tx, &stop, max_line).await,
+                    Err(e) => Err(e),
+                };
                 let tail = tail.await.unwrap_or_default();
                 checks.push(match ran {
                     Ok(child) => CheckRun {
@@ -172,6 +246,9 @@ impl ProcessRunner {
             }
         }
 
+        if let Some(proxy) = proxy {
+            proxy.stop().await;
+        }
         use std::os::unix::process::ExitStatusExt as _;
         Ok(RunExit {
             exit_code: agent.status.code(),
@@ -186,39 +263,152 @@ impl ProcessRunner {
         })
     }
 
-    /// `program` set up to run in `workspace` with the run's scrubbed
-    /// environment, in a process group of its own that dies with the worker.
-    fn command_in(
+    /// The workspace's path as the agent sees it (Claude Code keys its
+    /// sessions by it).
+    fn agent_workspace(&self, workspace: &Path) -> String {
+        match self.isolation {
+            Isolation::Sandbox { .. } => sandbox::WORKSPACE.to_owned(),
+            Isolation::Host => workspace.display().to_string(),
+        }
+    }
+
+    /// The run's egress proxy on `<run_dir>/egress.sock`, when the agent
+    /// runs sandboxed with a network (`networkMode` other than `none`): it
+    /// admits the operator's model API host and the project's
+    /// `security.allowedDomains`, and refusals become notes on the run.
+    async fn start_egress(
+        &self,
+        run_dir: &Path,
+        spec: &RunSpec,
+        lines: &mpsc::Sender<OutputLine>,
+    ) -> Result<Option<EgressProxy>, RunnerError> {
+        let Isolation::Sandbox { egress, .. } = &self.isolation else {
+            return Ok(None);
+        };
+        if spec.container.security.network_mode == NetworkMode::None {
+            return Ok(None);
+        }
+        let allowed = spec
+            .container
+            .security
+            .allowed_domains
+            .clone()
+            .unwrap_or_default();
+        let policy: EgressPolicy = egress.policy(&allowed);
+        let proxy = EgressProxy::start_unix(&run_dir.join("egress.sock"), policy, lines.clone())
+            .await
+            .map_err(|e| RunnerError::Start(format!("egress proxy: {e}")))?;
+        Ok(Some(proxy))
+    }
+
+    /// `program` with `args` set up to run in the run's workspace with an
+    /// environment built from nothing, in a process group of its own that
+    /// dies with the worker; in the sandbox unless this is the host runner.
+    async fn command_in(
         &self,
         program: &str,
-        workspace: &Path,
-        home: &Path,
-        run_env: &[(String, String)],
-    ) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(workspace)
-            .env_clear()
-            .env("HOME", home)
-            .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
-            .env("LANG", "C.UTF-8")
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-            )
-            .stdin(Stdio::null())
+        args: &[String],
+        launch: &Launch<'_>,
+    ) -> Result<Command, RunnerError> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let (home, config_dir) = match &self.isolation {
+            Isolation::Sandbox { .. } => (
+                sandbox::HOME.to_owned(),
+                format!("{}/.claude", sandbox::HOME),
+            ),
+            Isolation::Host => (
+                launch.home.display().to_string(),
+                launch.home.join(".claude").display().to_string(),
+            ),
+        };
+        env.push(("HOME".into(), home));
+        env.push(("CLAUDE_CONFIG_DIR".into(), config_dir));
+        env.push(("LANG".into(), "C.UTF-8".into()));
+        let sandboxed = matches!(self.isolation, Isolation::Sandbox { .. });
+        for name in &self.pass_env {
+            if sandboxed && PROXY_VARS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Ok(value) = std::env::var(name) {
+                env.push((name.clone(), value));
+            }
+        }
+        env.extend(launch.spec.env.iter().cloned());
+
+        let mut cmd = match &self.isolation {
+            Isolation::Host => {
+                env.push((
+                    "PATH".into(),
+                    std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+                ));
+                let mut cmd = Command::new(program);
+                cmd.current_dir(launch.workspace).args(args);
+                cmd.env_clear().envs(env);
+                cmd
+            }
+            Isolation::Sandbox { sandbox, .. } => {
+                let program_path = resolve_program(program)
+                    .ok_or_else(|| RunnerError::Start(format!("{program}: not found")))?;
+                let uid = sandbox::sandbox_uid(&launch.spec.container).unwrap_or(1000);
+                let passwd = launch.run_dir.join("passwd");
+                tokio::fs::write(&passwd, sandbox::passwd(uid)).await?;
+                env.push((
+                    "PATH".into(),
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                ));
+                if launch.egress_socket.is_some() {
+                    let proxy = format!("http://127.0.0.1:{}", sandbox::PROXY_PORT);
+                    for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                        env.push((name.into(), proxy.clone()));
+                    }
+                }
+                let run = SandboxRun {
+                    workspace: launch.workspace,
+                    home: launch.home,
+                    passwd: &passwd,
+                    mcp_config: launch.mcp_config,
+                    egress_socket: launch.egress_socket,
+                    program: &program_path,
+                    uid,
+                    env: &env,
+                };
+                let mut cmd = Command::new(&sandbox.bwrap);
+                cmd.env_clear()
+                    .args(sandbox.args(&run))
+                    .arg(&program_path)
+                    .args(args);
+                Rlimits::of(&launch.spec.container).apply(&mut cmd);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        for name in &self.pass_env {
-            if let Ok(value) = std::env::var(name) {
-                cmd.env(name, value);
-            }
-        }
-        cmd.envs(run_env.iter().map(|(k, v)| (k, v)));
         die_with_parent(&mut cmd);
-        cmd
+        Ok(cmd)
     }
+}
+
+/// `program`'s absolute path with links resolved: as given when it has a
+/// `/`, else the first executable of that name on the worker's `PATH`.
+fn resolve_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::var("PATH")
+            .unwrap_or_else(|_| "/usr/bin:/bin".into())
+            .split(':')
+            .map(|dir| Path::new(dir).join(program))
+            .collect()
+    };
+    candidates.into_iter().find_map(|path| {
+        let real = std::fs::canonicalize(&path).ok()?;
+        let meta = std::fs::metadata(&real).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(real)
+    })
 }
 
 /// How a child ended.

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use ccs::db::{Backend, Database};
 use ccs::http::Server;
-use ccs::runner::process::ProcessRunner;
-use ccs::settings::{ApiArgs, RunnerKind, WorkerArgs};
+use ccs::runner::egress_proxy::EgressSettings;
+use ccs::runner::process::{Isolation, ProcessRunner};
+use ccs::runner::sandbox::Sandbox;
+use ccs::settings::{ApiArgs, WorkerArgs};
 use ccs::store::{Permission, Store};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -221,6 +223,32 @@ pub fn ccs_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ccs"))
 }
 
+/// The process runner as `ccs worker --runner process` makes it: the test
+/// agent in a bubblewrap sandbox, `ccs sandbox-init` relaying its egress.
+/// `<work_dir>/shared` is bound read-write into every sandbox (markers that
+/// outlive one run, such as `@fail-once=`).
+pub fn sandboxed_runner(work_dir: &Path, pass_env: &[String]) -> ProcessRunner {
+    let shared = work_dir.join("shared");
+    std::fs::create_dir_all(&shared).expect("shared dir");
+    ProcessRunner {
+        command: vec![test_agent().display().to_string()],
+        work_dir: work_dir.to_path_buf(),
+        pass_env: pass_env.to_vec(),
+        isolation: Isolation::Sandbox {
+            sandbox: Sandbox {
+                bwrap: "bwrap".into(),
+                init: ccs_bin(),
+                ro_binds: Vec::new(),
+                rw_binds: vec![shared],
+            },
+            egress: EgressSettings {
+                model_hosts: vec!["api.anthropic.com".into()],
+                ..EgressSettings::default()
+            },
+        },
+    }
+}
+
 /// A running API (and optionally an in-process worker) on a fresh database.
 pub struct TestApp {
     pub proxy: Option<proxy::FlakyProxy>,
@@ -283,7 +311,6 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
     WorkerArgs {
         concurrency: 4,
         agent_command: test_agent().display().to_string(),
-        runner: RunnerKind::Process,
         default_timeout: Duration::from_secs(60),
         heartbeat_interval: Duration::from_secs(1),
         missed_heartbeats: 3,
@@ -296,6 +323,8 @@ pub fn worker_args(work_dir: &Path) -> WorkerArgs {
         secrets_file: None,
         docker: ccs::settings::DockerArgs::default(),
         github: Default::default(),
+        sandbox: ccs::settings::SandboxArgs::default(),
+        egress: ccs::settings::EgressArgs::default(),
     }
 }
 
@@ -362,6 +391,7 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
             .as_deref()
             .map(ccs::github::WebhookSecret::new),
         ui: ccs::ui::UiConfig::default(),
+        runner_policy: Default::default(),
     };
     let server = Server::bind(
         api.listen,
@@ -377,11 +407,7 @@ pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
         args.secrets_file = options.secrets_file.clone();
         let runner = match options.runner.clone() {
             Some(runner) => runner,
-            None => Arc::new(ProcessRunner {
-                command: vec![test_agent().display().to_string()],
-                work_dir: work_dir.path().to_path_buf(),
-                pass_env: args.pass_env.clone(),
-            }),
+            None => Arc::new(sandboxed_runner(work_dir.path(), &args.pass_env)),
         };
         let database = database.clone();
         let stop = stop.clone();
@@ -514,8 +540,15 @@ impl WorkerProcess {
     ) -> WorkerProcess {
         let mut cmd = tokio::process::Command::new(ccs_bin());
         if let Some(record) = record {
+            // The sandboxed agent sees only this file of the host's /tmp.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(record)
+                .expect("record file");
             cmd.env("CCS_TEST_AGENT_RECORD", record)
-                .env("CCS_PASS_ENV", "CCS_TEST_AGENT_RECORD");
+                .env("CCS_PASS_ENV", "CCS_TEST_AGENT_RECORD")
+                .env("CCS_SANDBOX_BIND_RW", record);
         }
         let child = cmd
             .args(["worker", "--concurrency", &concurrency.to_string()])

@@ -140,6 +140,7 @@ async fn measure(
         rate_limits: Default::default(),
         github_webhook_secret: None,
         ui: ccs::ui::UiConfig::default(),
+        runner_policy: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let server = Server::bind(

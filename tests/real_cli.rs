@@ -4,8 +4,8 @@
 //! to end, the tool grant, the cost ceiling, an overloaded model, cancel and
 //! timeout of the CLI's process tree, and ccs's live cost estimate against
 //! the CLI's own `total_cost_usd`. One test runs the CLI in its agent image
-//! (`scripts/build-claude-image.sh`) under the Docker runner, behind the
-//! egress proxy.
+//! (`scripts/build-claude-image.sh`) under the Docker runner, another in the
+//! process runner's bubblewrap sandbox, both behind the egress proxy.
 //!
 //! The CLI is found at `CCS_CLAUDE_CLI` or `.ccs-tools/claude`; without it
 //! the tests are skipped, and with `CI=true` they fail (so does a missing
@@ -70,8 +70,9 @@ struct RealCliApp {
 async fn app_with(stub: &ModelStub, extra_yaml: &str) -> Option<RealCliApp> {
     let cli = claude()?;
     let runs = tempfile::tempdir().unwrap();
-    // The host runner: the CLI under the bubblewrap sandbox (through the
-    // egress proxy to the stand-in) is not verified yet (docs/security.md).
+    // The host runner: these tests look at the CLI's behaviour under ccs;
+    // the CLI under the bubblewrap sandbox is
+    // `the_real_cli_runs_in_the_bubblewrap_sandbox`.
     let runner = ProcessRunner {
         command: vec![cli.display().to_string()],
         work_dir: runs.path().to_path_buf(),
@@ -816,6 +817,98 @@ async fn the_real_cli_runs_in_its_docker_image_behind_the_egress_proxy() {
         inspected["HostConfig"]["NetworkMode"],
         format!("ccs-{id}-1")
     );
+    assert!(!app.project_dir.path().join("hello.txt").exists());
+    app.shutdown().await;
+}
+
+/// The real CLI under the process runner's bubblewrap sandbox (`--runner
+/// process`): no network of its own, its only way out the run's egress
+/// proxy (relayed into the sandbox by `ccs sandbox-init`), which admits the
+/// operator's model host alone. The stand-in listens on the host's
+/// loopback under the operator's name `model.test`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_real_cli_runs_in_the_bubblewrap_sandbox() {
+    use ccs::runner::egress_proxy::EgressSettings;
+    use ccs::runner::process::Isolation;
+    let Some(cli) = claude() else {
+        return;
+    };
+    let stub = ModelStub::start(Scenario::new(vec![
+        Step::tool_use(
+            "Write",
+            json!({"file_path": "hello.txt", "content": "hello from the sandbox\n"}),
+        )
+        .with_usage(StepUsage {
+            input_tokens: 1000,
+            output_tokens: 200,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+        }),
+        Step::text("Wrote hello.txt."),
+    ]))
+    .await
+    .unwrap();
+    let port = stub.addr().port();
+    let runs = tempfile::tempdir().unwrap();
+    let mut runner = common::sandboxed_runner(runs.path(), &[]);
+    runner.command = vec![cli.display().to_string()];
+    let Isolation::Sandbox { egress, .. } = &mut runner.isolation else {
+        panic!("the process runner is sandboxed");
+    };
+    *egress = EgressSettings {
+        model_hosts: vec!["model.test".into()],
+        hosts: [("model.test".to_owned(), stub.addr().ip())].into(),
+        ..EgressSettings::default()
+    };
+    let mut yaml = String::from("env:\n");
+    for (name, value) in ccs_model_stub::cli_env(&format!("http://model.test:{port}")) {
+        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
+    }
+    yaml.push_str(
+        "security:\n  allowedDomains: [model.test]\n\
+         tools:\n  allowed: [Read, Write]\nagent:\n  model: sonnet\n  maxTurns: 5\n",
+    );
+    let Some(app) = spawn_app(
+        Backend::Sqlite,
+        Options {
+            container_yaml: Some(yaml),
+            runner: Some(Arc::new(runner)),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let id = app.submit("Write hello.txt").await;
+    let e = app.wait_terminal(&id, WAIT).await;
+    let logs = logs(&app, &id).await;
+    let text = log_text(&logs);
+    assert_eq!(e["status"], "succeeded", "{e}\n{text}");
+    assert_eq!(e["result"], "Wrote hello.txt.");
+    assert!(text.contains("[ccs] changed files: hello.txt"), "{text}");
+    // The CLI's own cost, taken as reported.
+    let result = result_line(&logs);
+    assert_eq!(
+        e["costUsd"].as_f64().unwrap(),
+        result["total_cost_usd"].as_f64().unwrap()
+    );
+    assert_eq!(e["costEstimated"], false);
+    // Every model turn reached the stand-in through the proxy, offering
+    // only the granted tools.
+    let requests = stub.message_requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(offered(request), ["Read", "Write"]);
+    }
+    // The CLI ran as the sandbox's user in the sandbox's workspace.
+    let init = logs
+        .iter()
+        .filter(|l| l["kind"] == "system")
+        .filter_map(|l| serde_json::from_str::<Value>(l["text"].as_str()?).ok())
+        .find(|line| line["subtype"] == "init")
+        .expect("a system/init line");
+    assert_eq!(init["cwd"], "/workspace", "{init}");
     assert!(!app.project_dir.path().join("hello.txt").exists());
     app.shutdown().await;
 }

@@ -6,7 +6,7 @@ mod common;
 
 use ccs::db::Backend;
 use ccs::github::WebhookSecret;
-use common::{Options, TestApp, spawn_app};
+use common::{Options, TestApp, eventually_within, spawn_app};
 use serde_json::{Value, json};
 
 const SECRET: &str = "webhook-secret-for-tests";
@@ -460,36 +460,17 @@ mod stand_in {
     }
 }
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ccs::github::triggers::OWN_MARKER;
 use ccs::store::DeliveryStatus;
 use stand_in::GithubStandIn;
 
-/// Waits until `f` gives `Some`, or panics with `what` after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < within,
-            "still waiting for {what} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until the job has handled delivery `id`; returns its outcome.
 async fn handled(app: &TestApp, id: &str) -> (DeliveryStatus, String) {
-    eventually(
-        Duration::from_secs(60),
+    eventually_within(
         &format!("delivery {id}"),
+        Duration::from_secs(60),
         || async {
             let d = app.store.github_delivery(id).await.unwrap()?;
             (d.status != DeliveryStatus::Queued).then(|| (d.status, d.outcome.unwrap_or_default()))
@@ -591,7 +572,7 @@ async fn a_mention_runs_and_answers_in_the_thread(backend: Backend) {
         "{e}"
     );
     // The tracking comment ends with the outcome.
-    let final_text = eventually(Duration::from_secs(30), "the final comment", || async {
+    let final_text = eventually_within("the final comment", Duration::from_secs(30), || async {
         last_comment_text(&github).filter(|t| t.contains("**done**"))
     })
     .await;
@@ -693,7 +674,7 @@ async fn a_mention_runs_and_answers_in_the_thread(backend: Backend) {
     .await;
     let (_, outcome) = handled(&app, "m-5").await;
     let long_run = outcome.rsplit(' ').next().unwrap().to_owned();
-    eventually(Duration::from_secs(30), "the long run to start", || async {
+    eventually_within("the long run to start", Duration::from_secs(30), || async {
         let (_, e) = app.get(&format!("/api/v1/executions/{long_run}")).await;
         (e["status"] == "running").then_some(())
     })
@@ -709,7 +690,7 @@ async fn a_mention_runs_and_answers_in_the_thread(backend: Backend) {
     assert!(outcome.contains("1 run(s) cancelled"), "{outcome}");
     let e = app.wait_terminal(&long_run, Duration::from_secs(30)).await;
     assert_eq!(e["status"], "cancelled", "{e}");
-    eventually(Duration::from_secs(30), "the stopped comment", || async {
+    eventually_within("the stopped comment", Duration::from_secs(30), || async {
         last_comment_text(&github).filter(|t| t.contains("**stopped**"))
     })
     .await;

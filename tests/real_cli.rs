@@ -709,22 +709,9 @@ async fn the_real_cli_runs_in_its_docker_image_behind_the_egress_proxy() {
         json!({"url": "http://elsewhere.test/secrets", "prompt": "summarise"}),
     );
     first.content.insert(0, Block::Text("Fetching.".into()));
-    let stub = ModelStub::start(Scenario::new(vec![
-        first,
-        Step::tool_use(
-            "Write",
-            json!({"file_path": "hello.txt", "content": "hello from the container\n"}),
-        )
-        .with_usage(StepUsage {
-            input_tokens: 1000,
-            output_tokens: 200,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 0,
-        }),
-        Step::text("Wrote hello.txt."),
-    ]))
-    .await
-    .unwrap();
+    let mut steps = vec![first];
+    steps.extend(write_hello("container"));
+    let stub = ModelStub::start(Scenario::new(steps)).await.unwrap();
     let port = stub.addr().port();
     let runs = tempfile::tempdir().unwrap();
     let inspect = tempfile::tempdir().unwrap();
@@ -740,10 +727,7 @@ async fn the_real_cli_runs_in_its_docker_image_behind_the_egress_proxy() {
     })
     .await
     .expect("Docker");
-    let mut yaml = String::from("env:\n");
-    for (name, value) in ccs_model_stub::cli_env(&format!("http://model.test:{port}")) {
-        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
-    }
+    let mut yaml = model_test_env(port);
     yaml.push_str(&format!(
         "baseImage: {image}\nsecurity:\n  allowedDomains: [model.test]\n\
          tools:\n  allowed: [Write, WebFetch]\nagent:\n  model: sonnet\n  maxTurns: 5\n"
@@ -833,21 +817,9 @@ async fn the_real_cli_runs_in_the_bubblewrap_sandbox() {
     let Some(cli) = claude() else {
         return;
     };
-    let stub = ModelStub::start(Scenario::new(vec![
-        Step::tool_use(
-            "Write",
-            json!({"file_path": "hello.txt", "content": "hello from the sandbox\n"}),
-        )
-        .with_usage(StepUsage {
-            input_tokens: 1000,
-            output_tokens: 200,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 0,
-        }),
-        Step::text("Wrote hello.txt."),
-    ]))
-    .await
-    .unwrap();
+    let stub = ModelStub::start(Scenario::new(write_hello("sandbox")))
+        .await
+        .unwrap();
     let port = stub.addr().port();
     let runs = tempfile::tempdir().unwrap();
     let mut runner = common::sandboxed_runner(runs.path(), &[]);
@@ -860,10 +832,7 @@ async fn the_real_cli_runs_in_the_bubblewrap_sandbox() {
         hosts: [("model.test".to_owned(), stub.addr().ip())].into(),
         ..EgressSettings::default()
     };
-    let mut yaml = String::from("env:\n");
-    for (name, value) in ccs_model_stub::cli_env(&format!("http://model.test:{port}")) {
-        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
-    }
+    let mut yaml = model_test_env(port);
     yaml.push_str(
         "security:\n  allowedDomains: [model.test]\n\
          tools:\n  allowed: [Read, Write]\nagent:\n  model: sonnet\n  maxTurns: 5\n",
@@ -911,4 +880,32 @@ async fn the_real_cli_runs_in_the_bubblewrap_sandbox() {
     assert_eq!(init["cwd"], "/workspace", "{init}");
     assert!(!app.project_dir.path().join("hello.txt").exists());
     app.shutdown().await;
+}
+
+/// The model's last two turns of the proxied tests: a Write of `hello.txt`
+/// (1000 input and 200 output tokens), then the answer "Wrote hello.txt.".
+fn write_hello(from: &str) -> Vec<Step> {
+    vec![
+        Step::tool_use(
+            "Write",
+            json!({"file_path": "hello.txt", "content": format!("hello from the {from}\n")}),
+        )
+        .with_usage(StepUsage {
+            input_tokens: 1000,
+            output_tokens: 200,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+        }),
+        Step::text("Wrote hello.txt."),
+    ]
+}
+
+/// The `env:` of a container.yaml pointing the CLI at the stand-in under
+/// the operator's name `model.test` (reached only through the proxy).
+fn model_test_env(port: u16) -> String {
+    let mut yaml = String::from("env:\n");
+    for (name, value) in ccs_model_stub::cli_env(&format!("http://model.test:{port}")) {
+        yaml.push_str(&format!("  {name}: \"{value}\"\n"));
+    }
+    yaml
 }
